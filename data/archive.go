@@ -132,7 +132,7 @@ func openRoot(what, root string) (*rootFS, error) {
 					return &rootFS{fsys: sub, root: root}, nil
 				}
 			}
-			return nil, fmt.Errorf("%s %s: no folder %s in archive %s: %w", what, root, inner, dir, fs.ErrNotExist)
+			return nil, fmt.Errorf("%s %s: no folder %s in archive %s: %w", what, root, inner, dir, errNoSuchFile)
 		}
 		if next := filepath.Dir(dir); next == dir {
 			break
@@ -230,6 +230,16 @@ func loadArchive(name string) (*archiveFS, error) {
 	return afs, nil
 }
 
+// errNoSuchFile is the not-found error of archives, worded like the operating
+// system's so that directory and archive roots give the same messages; it
+// matches fs.ErrNotExist.
+var errNoSuchFile error = noSuchFileError{}
+
+type noSuchFileError struct{}
+
+func (noSuchFileError) Error() string        { return "no such file or directory" }
+func (noSuchFileError) Is(target error) bool { return target == fs.ErrNotExist }
+
 // archiveEntry is a file or folder of an archiveFS.
 type archiveEntry struct {
 	name     string // base name
@@ -320,7 +330,7 @@ func (a *archiveFS) lookup(op, name string) (*archiveEntry, error) {
 	}
 	e, ok := a.entries[name]
 	if !ok {
-		return nil, &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
+		return nil, &fs.PathError{Op: op, Path: name, Err: errNoSuchFile}
 	}
 	return e, nil
 }

@@ -366,10 +366,18 @@ type FieldInfo struct {
 // struct) with their types, current values (the defaults, for a fresh config)
 // and docs.
 func Fields(cfg any) []FieldInfo {
-	v := reflect.Indirect(reflect.ValueOf(cfg))
+	return fieldsWithPrefix(reflect.Indirect(reflect.ValueOf(cfg)), "")
+}
+
+func fieldsWithPrefix(v reflect.Value, prefix string) []FieldInfo {
 	var out []FieldInfo
 	for _, f := range fieldsOf(v.Type()) {
 		fv := v.FieldByIndex(f.index)
+		f.key = prefix + f.key
+		if f.typ.Kind() == reflect.Struct && !isSpecType(f.typ) && f.typ != reflect.TypeFor[time.Time]() {
+			out = append(out, fieldsWithPrefix(fv, f.key+".")...)
+			continue
+		}
 		var def string
 		if isSpecType(f.typ) {
 			ct := fv.Addr().Interface().(interface{ componentType() reflect.Type })

@@ -68,7 +68,7 @@ func encodeNode(v reflect.Value) (*yaml.Node, error) {
 		return m, nil
 	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
 		s := &yaml.Node{Kind: yaml.SequenceNode}
-		if t.Kind() == reflect.Slice && v.Len() <= 8 && !needsWalk(t.Elem()) {
+		if v.Len() <= 8 && !needsWalk(t.Elem()) {
 			s.Style = yaml.FlowStyle
 		}
 		for i := 0; i < v.Len(); i++ {

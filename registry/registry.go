@@ -195,3 +195,14 @@ func registryForType(t reflect.Type) (registryView, bool) {
 	r, ok := kinds.byType[t]
 	return r, ok
 }
+
+// MustDefaults returns a fresh default config of a registered factory, for
+// building default Specs inside other components' defaults. It panics when the
+// name is not registered (a programming error found at start-up).
+func MustDefaults[T any](r *Registry[T], name string) any {
+	e, ok := r.Lookup(name)
+	if !ok {
+		panic(fmt.Sprintf("registry: %s %q is not registered", r.kind, name))
+	}
+	return e.NewConfig()
+}

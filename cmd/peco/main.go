@@ -1,0 +1,170 @@
+// Command peco runs PeCo/BEiT experiments described by YAML configs:
+// tokenizer training, masked-image-modeling pre-training and downstream
+// tasks, every part a registered component.
+//
+//	peco run CONFIG [--set key=value]... [--out DIR] [--backend SPEC] [--resume]
+//	peco config print CONFIG [--set key=value]...
+//	peco components [KIND]
+//	peco version
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+
+	"github.com/spf13/cobra"
+
+	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/registry"
+	_ "github.com/peco-dev/peco/registry/builtin"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRootCmd(os.Stdout, os.Stderr)
+	if err := root.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "peco:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "peco",
+		Short:         "PeCo/BEiT: visual tokenizers, masked image modeling and downstream tasks, from YAML configs",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(newRunCmd(stdout, stderr), newConfigCmd(stdout), newComponentsCmd(stdout), newVersionCmd(stdout))
+	return root
+}
+
+func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
+	var sets []string
+	var opts core.RunOptions
+	cmd := &cobra.Command{
+		Use:   "run CONFIG",
+		Short: "run the experiment a config describes, in a run directory",
+		Long: `Run loads CONFIG (with its _base_ chain), applies --set overrides, decodes
+it strictly (nothing runs until the whole config is valid), then runs its task
+in a run directory holding config.yaml (the resolved config), meta.json,
+metrics.jsonl, checkpoints/ and images/.
+
+The backend is --backend, else $PECO_BACKEND, else "go" (pure Go, CPU);
+"xla:<plugin>" selects XLA through a PJRT plugin (GPU) in cgo builds.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			exp, resolved, err := core.LoadExperiment(args[0], sets)
+			if err != nil {
+				return err
+			}
+			opts.Command = os.Args
+			opts.Stdout, opts.Stderr = stdout, stderr
+			dir, err := core.RunExperiment(cmd.Context(), exp, resolved, opts)
+			if err != nil && dir != "" {
+				return fmt.Errorf("run %s failed (recorded in %s/%s): %w", dir, dir, core.MetaFile, err)
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config value: key.path=value (YAML scalar, list or map); repeatable")
+	cmd.Flags().StringVar(&opts.Out, "out", "", "run directory (default runs/<name>/<timestamp>)")
+	cmd.Flags().StringVar(&opts.Backend, "backend", "", `compute backend: "go" or "xla:<plugin name or path>" (default $PECO_BACKEND or go)`)
+	cmd.Flags().BoolVar(&opts.Resume, "resume", false, "continue the run in --out (default: the newest run of this config) from its newest checkpoint; the config must be the same")
+	return cmd
+}
+
+func newConfigCmd(stdout io.Writer) *cobra.Command {
+	cfg := &cobra.Command{Use: "config", Short: "inspect configs"}
+	var sets []string
+	print := &cobra.Command{
+		Use:   "print CONFIG",
+		Short: "print the fully resolved config: _base_ merged, --set applied, every default filled in",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			_, resolved, err := core.LoadExperiment(args[0], sets)
+			if err != nil {
+				return err
+			}
+			_, err = stdout.Write(resolved)
+			return err
+		},
+	}
+	print.Flags().StringArrayVar(&sets, "set", nil, "override a config value: key.path=value; repeatable")
+	cfg.AddCommand(print)
+	return cfg
+}
+
+func newComponentsCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "components [KIND]",
+		Short: "list the registered components (of one kind) with their config keys, types, defaults and docs",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			cat := registry.Catalog()
+			if len(args) == 1 {
+				var kinds []string
+				for _, k := range cat {
+					kinds = append(kinds, string(k.Kind))
+					if string(k.Kind) == args[0] {
+						return printKind(stdout, k, true)
+					}
+				}
+				sort.Strings(kinds)
+				return fmt.Errorf("unknown component kind %q; kinds: %s", args[0], strings.Join(kinds, ", "))
+			}
+			for _, k := range cat {
+				if err := printKind(stdout, k, false); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintln(stdout, "\n`peco components KIND` shows each component's config keys.")
+			return nil
+		},
+	}
+}
+
+func printKind(w io.Writer, k registry.KindInfo, fields bool) error {
+	fmt.Fprintf(w, "%s: %s\n", k.Kind, k.Doc)
+	if len(k.Entries) == 0 {
+		fmt.Fprintln(w, "  (none registered yet)")
+	}
+	for _, e := range k.Entries {
+		fmt.Fprintf(w, "  %-16s %s\n", e.Name, e.Doc)
+		if !fields {
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for _, f := range registry.Fields(e.NewConfig()) {
+			fmt.Fprintf(tw, "      %s\t%s\t= %s\t%s\n", f.Key, f.Type, f.Default, f.Doc)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newVersionCmd(stdout io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "print peco's, Go's and GoMLX's versions and the available backends",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			fmt.Fprintf(stdout, "peco %s (%s, %s/%s)\n", core.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(stdout, "gomlx %s\nbackends: %s\n", core.GoMLXVersion(), strings.Join(core.Backends(), ", "))
+			return nil
+		},
+	}
+}

@@ -1,0 +1,63 @@
+package core
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/gomlx/compute"
+	// The pure-Go backend is always compiled in; the XLA backend is added by
+	// backend_xla.go in cgo builds without the noxla tag.
+	_ "github.com/gomlx/compute/gobackend"
+)
+
+// BackendEnv is the environment variable that selects the backend when the
+// --backend flag is not given.
+const BackendEnv = "PECO_BACKEND"
+
+// DefaultBackend is the backend used when none is chosen: the pure-Go backend.
+const DefaultBackend = "go"
+
+// OpenBackend opens the compute backend named by spec: "go" (the pure-Go
+// backend, the default) or "xla:<PJRT plugin name or path>" (e.g.
+// "xla:cuda", "xla:/path/to/xla_cuda_plugin.so"), available in cgo builds.
+// An empty spec reads PECO_BACKEND, then falls back to "go". It returns the
+// backend and a one-line description of it and its device.
+func OpenBackend(spec string) (compute.Backend, string, error) {
+	if spec == "" {
+		spec = os.Getenv(BackendEnv)
+	}
+	if spec == "" {
+		spec = DefaultBackend
+	}
+	name, _, _ := strings.Cut(spec, ":")
+	available := compute.List()
+	found := false
+	for _, a := range available {
+		if a == name {
+			found = true
+		}
+	}
+	if !found {
+		hint := ""
+		if name == "xla" {
+			hint = " (this binary was built without XLA: build with CGO_ENABLED=1 and without -tags noxla)"
+		}
+		return nil, "", fmt.Errorf("backend %q: not available in this build%s; available: %s", spec, hint, strings.Join(available, ", "))
+	}
+	b, err := compute.NewWithConfig(spec)
+	if err != nil {
+		return nil, "", fmt.Errorf("opening backend %q: %w", spec, err)
+	}
+	desc := b.Name()
+	if b.NumDevices() > 0 {
+		desc = fmt.Sprintf("%s, device 0: %s", b.Description(), b.DeviceDescription(0))
+	}
+	return b, desc, nil
+}
+
+// Backends lists the backends compiled into this binary.
+func Backends() []string { return compute.List() }
+
+// GoMLXVersion is the GoMLX module version this binary was built with.
+func GoMLXVersion() string { return moduleVersion("github.com/gomlx/gomlx") }

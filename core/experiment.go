@@ -1,0 +1,186 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/peco-dev/peco/registry"
+)
+
+// Version is peco's version, recorded in every run.
+const Version = "0.1.0"
+
+// Experiment is the top level of a run config.
+type Experiment struct {
+	// Name names the run; it defaults to the config file's base name.
+	Name string `mapstructure:"name" doc:"run name (default: the config file's base name)"`
+	// Seed drives model initialisation, data order, augmentation and masking.
+	Seed int64 `mapstructure:"seed" doc:"seed for model init, data order, augmentation and masking"`
+	// Task is what the run does.
+	Task registry.Spec[Task] `mapstructure:"task" doc:"the task to run"`
+}
+
+// Validate checks the experiment-level keys.
+func (e *Experiment) Validate() error {
+	if !e.Task.IsSet() {
+		return fmt.Errorf("no task: the config needs `task: {type: ...}` (see `peco components task`)")
+	}
+	return nil
+}
+
+// LoadExperiment loads a config file with its `_base_` chain, applies the
+// `--set` overrides and decodes it strictly. It returns the experiment and its
+// fully resolved config text.
+func LoadExperiment(path string, overrides []string) (*Experiment, []byte, error) {
+	tree, err := registry.LoadFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := tree.SetAll(overrides); err != nil {
+		return nil, nil, err
+	}
+	exp := &Experiment{}
+	if err := registry.Decode(tree, exp); err != nil {
+		return nil, nil, fmt.Errorf("config %s is invalid:\n%w", path, err)
+	}
+	if exp.Name == "" {
+		exp.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	}
+	resolved, err := registry.Resolved(exp)
+	if err != nil {
+		return nil, nil, err
+	}
+	return exp, resolved, nil
+}
+
+// RunOptions are the command-line choices of one run.
+type RunOptions struct {
+	// Out is the run directory; empty means runs/<name>/<timestamp> (or, with
+	// Resume, the newest run under runs/<name>).
+	Out string
+	// Backend is the backend spec ("" = PECO_BACKEND or "go").
+	Backend string
+	// Resume continues the run in Out from its newest checkpoint.
+	Resume bool
+	// Command is the command line, recorded in meta.json.
+	Command []string
+	// Stdout receives results; Stderr receives progress and logs.
+	Stdout, Stderr io.Writer
+	// ProgressInterval is the period of plain progress lines when stderr is
+	// not a terminal.
+	ProgressInterval time.Duration
+}
+
+var errCancelled = errors.New("run cancelled")
+
+// RunExperiment runs exp in a run directory and records how it ended. The
+// run directory is returned even when the task fails, so that callers can
+// point at it.
+func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts RunOptions) (string, error) {
+	task, err := exp.Task.Build()
+	if err != nil {
+		return "", err
+	}
+	backend, desc, err := OpenBackend(opts.Backend)
+	if err != nil {
+		return "", err
+	}
+	defer backend.Finalize()
+	dir := opts.Out
+	if dir == "" {
+		base := filepath.Join("runs", exp.Name)
+		if opts.Resume {
+			if dir, err = newestRun(base); err != nil {
+				return "", err
+			}
+		} else {
+			dir = filepath.Join(base, time.Now().Format("20060102-150405"))
+		}
+	}
+	meta := Meta{
+		Name: exp.Name, PecoVersion: Version, GoVersion: runtime.Version(), GoMLXVersion: moduleVersion("github.com/gomlx/gomlx"),
+		Backend: backend.Name(), Device: desc, Seed: exp.Seed, Command: opts.Command, Start: time.Now().UTC(),
+	}
+	meta.Host, _ = os.Hostname()
+	var run *RunDir
+	if opts.Resume {
+		run, err = ResumeRunDir(dir, resolved, meta)
+	} else {
+		run, err = CreateRunDir(dir, resolved, meta)
+	}
+	if err != nil {
+		return dir, err
+	}
+	fmt.Fprintf(opts.Stderr, "peco %s: run %s in %s\nbackend: %s\n", Version, exp.Name, dir, desc)
+	interval := opts.ProgressInterval
+	if interval <= 0 {
+		interval = 10 * time.Second
+	}
+	env := &Env{
+		Backend:  backend,
+		Seed:     exp.Seed,
+		Run:      run,
+		Resume:   opts.Resume,
+		Out:      opts.Stdout,
+		Progress: NewProgressFactory(opts.Stderr, interval),
+	}
+	runErr := runTask(ctx, task, env)
+	if ctx.Err() != nil && runErr != nil {
+		runErr = fmt.Errorf("%w: %v", errCancelled, runErr)
+	}
+	if ferr := run.Finish(runErr); ferr != nil && runErr == nil {
+		runErr = ferr
+	}
+	return dir, runErr
+}
+
+// runTask runs the task, turning a panic (GoMLX reports graph errors by
+// panicking) into an error so that the run records it.
+func runTask(ctx context.Context, task Task, env *Env) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("task panicked: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return task.Run(ctx, env)
+}
+
+// newestRun returns the newest run directory under base.
+func newestRun(base string) (string, error) {
+	entries, err := os.ReadDir(base)
+	if err != nil {
+		return "", fmt.Errorf("--resume: no runs under %s to resume (give the run directory with --out): %w", base, err)
+	}
+	newest := ""
+	for _, e := range entries {
+		if e.IsDir() {
+			if _, err := os.Stat(filepath.Join(base, e.Name(), ConfigFile)); err == nil && e.Name() > newest {
+				newest = e.Name()
+			}
+		}
+	}
+	if newest == "" {
+		return "", fmt.Errorf("--resume: no runs under %s to resume (give the run directory with --out)", base)
+	}
+	return filepath.Join(base, newest), nil
+}
+
+// moduleVersion reads a dependency's version from the build info.
+func moduleVersion(path string) string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, d := range bi.Deps {
+			if d.Path == path {
+				return d.Version
+			}
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,186 @@
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// LoopConfig holds the training-loop settings every training task shares.
+type LoopConfig struct {
+	Epochs          int `mapstructure:"epochs" doc:"passes over the training data"`
+	LogEvery        int `mapstructure:"log_every" doc:"write a metrics record every this many steps"`
+	CheckpointEvery int `mapstructure:"checkpoint_every" doc:"also checkpoint every this many steps (0: only at the end of each epoch)"`
+	KeepCheckpoints int `mapstructure:"keep_checkpoints" doc:"step checkpoints kept on disk (the newest ones)"`
+}
+
+// Validate checks the loop settings.
+func (c *LoopConfig) Validate() error {
+	if c.Epochs <= 0 {
+		return fmt.Errorf("epochs must be > 0, got %d", c.Epochs)
+	}
+	if c.LogEvery <= 0 || c.CheckpointEvery < 0 || c.KeepCheckpoints <= 0 {
+		return fmt.Errorf("log_every and keep_checkpoints must be > 0, checkpoint_every >= 0")
+	}
+	return nil
+}
+
+// DefaultLoop returns 1 epoch, logging every 20 steps, keeping 2 checkpoints.
+func DefaultLoop() LoopConfig {
+	return LoopConfig{Epochs: 1, LogEvery: 20, KeepCheckpoints: 2}
+}
+
+// LoopState is where a training loop stands; it is saved in checkpoints.
+type LoopState struct {
+	// Step counts the optimizer steps done.
+	Step int64 `json:"step"`
+	// Epoch and Batch locate the next batch to train on.
+	Epoch int `json:"epoch"`
+	Batch int `json:"batch"`
+	// Best holds the best validation score so far and its epoch.
+	Best      float64 `json:"best"`
+	BestEpoch int     `json:"best_epoch"`
+	// Extra holds task-specific state.
+	Extra json.RawMessage `json:"extra,omitempty"`
+}
+
+// Loop runs epochs of training steps with logging, checkpoints and resume.
+// A task provides the step and the end-of-epoch evaluation.
+type Loop struct {
+	Config        LoopConfig
+	Env           *Env
+	Store         *model.Store
+	StepsPerEpoch int
+	BatchSize     int
+	// Step trains on batch b of epoch e and returns the metrics to log
+	// (e.g. "loss") for that step.
+	Step func(state *LoopState) (map[string]float64, error)
+	// Status formats the progress status from the last step's metrics.
+	Status func(m map[string]float64) string
+	// EndEpoch evaluates after each epoch; it returns the metrics to log and
+	// a score (higher is better) used to keep best.ckpt. May be nil.
+	EndEpoch func(epoch int) (metrics map[string]float64, score float64, err error)
+}
+
+// CheckpointsPath is the folder of the run's checkpoints.
+func (e *Env) CheckpointsPath() string { return e.Path(CheckpointsDir) }
+
+// Restore loads the newest checkpoint of the run when resuming, returning the
+// state to continue from (the zero state for a fresh run).
+func (l *Loop) Restore() (LoopState, error) {
+	var st LoopState
+	st.Best = -1
+	if !l.Env.Resume {
+		return st, nil
+	}
+	p, err := LatestCheckpoint(l.Env.CheckpointsPath())
+	if err != nil {
+		return st, err
+	}
+	if p == "" {
+		l.Env.Printf("resume: no checkpoint yet, starting from the beginning\n")
+		return st, l.Env.Run.Metrics.TruncateAfterStep(-1)
+	}
+	ck, err := LoadCheckpoint(p)
+	if err != nil {
+		return st, err
+	}
+	if err := ck.DecodeState(&st); err != nil {
+		return st, err
+	}
+	if err := ck.Restore(l.Store); err != nil {
+		return st, err
+	}
+	l.Env.Printf("resumed from %s (step %d, epoch %d, batch %d)\n", p, st.Step, st.Epoch, st.Batch)
+	return st, l.Env.Run.Metrics.TruncateAfterStep(st.Step)
+}
+
+// Run trains from state st to the end.
+func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
+	total := l.Config.Epochs * l.StepsPerEpoch
+	prog := l.Env.Progress(total, "train")
+	defer prog.Finish()
+	prog.Advance(int(st.Step), 0, "")
+	for st.Epoch < l.Config.Epochs {
+		for st.Batch < l.StepsPerEpoch {
+			if err := ctx.Err(); err != nil {
+				return st, err
+			}
+			t0 := time.Now()
+			m, err := l.Step(&st)
+			if err != nil {
+				return st, fmt.Errorf("epoch %d step %d: %w", st.Epoch, st.Step, err)
+			}
+			dt := time.Since(t0)
+			st.Step++
+			st.Batch++
+			status := ""
+			if l.Status != nil {
+				status = l.Status(m)
+			}
+			prog.Advance(1, l.BatchSize, status)
+			if st.Step%int64(l.Config.LogEvery) == 0 || st.Batch == l.StepsPerEpoch {
+				rec := map[string]any{"step": st.Step, "epoch": st.Epoch, "phase": "train",
+					"images_per_sec": float64(l.BatchSize) / dt.Seconds()}
+				for k, v := range m {
+					rec[k] = v
+				}
+				if err := l.Env.Log(rec); err != nil {
+					return st, err
+				}
+			}
+			if l.Config.CheckpointEvery > 0 && st.Step%int64(l.Config.CheckpointEvery) == 0 && st.Batch < l.StepsPerEpoch {
+				if err := l.checkpoint(st); err != nil {
+					return st, err
+				}
+			}
+		}
+		epoch := st.Epoch
+		st.Epoch++
+		st.Batch = 0
+		if l.EndEpoch != nil {
+			m, score, err := l.EndEpoch(epoch)
+			if err != nil {
+				return st, fmt.Errorf("evaluating epoch %d: %w", epoch, err)
+			}
+			rec := map[string]any{"step": st.Step, "epoch": epoch, "phase": "eval"}
+			for k, v := range m {
+				rec[k] = v
+			}
+			if err := l.Env.Log(rec); err != nil {
+				return st, err
+			}
+			if err := l.checkpoint(st); err != nil {
+				return st, err
+			}
+			if score > st.Best {
+				st.Best, st.BestEpoch = score, epoch
+				if err := CopyFileAtomic(CheckpointPath(l.Env.CheckpointsPath(), st.Step), filepath.Join(l.Env.CheckpointsPath(), "best"+CheckpointExt)); err != nil {
+					return st, err
+				}
+			}
+		} else if err := l.checkpoint(st); err != nil {
+			return st, err
+		}
+	}
+	last := CheckpointPath(l.Env.CheckpointsPath(), st.Step)
+	if _, err := os.Stat(last); err == nil {
+		if err := CopyFileAtomic(last, filepath.Join(l.Env.CheckpointsPath(), "last"+CheckpointExt)); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+func (l *Loop) checkpoint(st LoopState) error {
+	dir := l.Env.CheckpointsPath()
+	if err := SaveCheckpoint(CheckpointPath(dir, st.Step), l.Store, st.Step, st); err != nil {
+		return err
+	}
+	return PruneCheckpoints(dir, l.Config.KeepCheckpoints)
+}

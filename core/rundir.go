@@ -1,0 +1,342 @@
+package core
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// File names inside a run directory.
+const (
+	ConfigFile     = "config.yaml"
+	MetaFile       = "meta.json"
+	MetricsFile    = "metrics.jsonl"
+	CheckpointsDir = "checkpoints"
+	ImagesDir      = "images"
+)
+
+// Run statuses recorded in meta.json.
+const (
+	StatusRunning   = "running"
+	StatusCompleted = "completed"
+	StatusFailed    = "failed"
+	StatusCancelled = "cancelled"
+)
+
+// Meta is the content of a run's meta.json: what ran, where and how it ended.
+type Meta struct {
+	Name         string    `json:"name"`
+	PecoVersion  string    `json:"peco_version"`
+	GoVersion    string    `json:"go_version"`
+	GoMLXVersion string    `json:"gomlx_version"`
+	Backend      string    `json:"backend"`
+	Device       string    `json:"device"`
+	Seed         int64     `json:"seed"`
+	Command      []string  `json:"command"`
+	Host         string    `json:"host"`
+	Start        time.Time `json:"start"`
+	End          time.Time `json:"end,omitzero"`
+	Status       string    `json:"status"`
+	Error        string    `json:"error,omitempty"`
+	// Resumes lists the times the run was resumed, oldest first.
+	Resumes []time.Time `json:"resumes,omitempty"`
+	// Summary holds the final metrics a task reports.
+	Summary map[string]any `json:"summary,omitempty"`
+}
+
+// RunDir is one run's directory: the resolved config, meta.json,
+// metrics.jsonl, checkpoints/ and images/.
+type RunDir struct {
+	Dir     string
+	Metrics *MetricsLog
+
+	mu   sync.Mutex
+	meta Meta
+}
+
+// CreateRunDir makes a new run directory holding the resolved config and a
+// meta.json with status "running". It refuses a directory that already holds a
+// run (resume it, or choose another directory).
+func CreateRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error) {
+	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+		return nil, fmt.Errorf("run directory %s already holds a run: resume it with --resume or choose another --out", dir)
+	}
+	for _, sub := range []string{"", CheckpointsDir, ImagesDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("creating run directory: %w", err)
+		}
+	}
+	if err := WriteFileAtomic(filepath.Join(dir, ConfigFile), resolvedConfig); err != nil {
+		return nil, err
+	}
+	meta.Status = StatusRunning
+	r := &RunDir{Dir: dir, meta: meta}
+	if err := r.writeMeta(); err != nil {
+		return nil, err
+	}
+	m, err := OpenMetricsLog(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return nil, err
+	}
+	r.Metrics = m
+	return r, nil
+}
+
+// ResumeRunDir reopens an existing run directory to continue it. The run's
+// recorded config must equal resolvedConfig: a run is never continued under a
+// different config; the error lists the keys that differ.
+func ResumeRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error) {
+	old, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	if err != nil {
+		return nil, fmt.Errorf("resuming %s: no run there to resume: %w", dir, err)
+	}
+	if !bytes.Equal(old, resolvedConfig) {
+		return nil, fmt.Errorf("resuming %s: the config differs from the run's recorded %s, refusing to continue it under another config (start a new run instead):\n%s",
+			dir, ConfigFile, diffLines(string(old), string(resolvedConfig)))
+	}
+	var prev Meta
+	if b, err := os.ReadFile(filepath.Join(dir, MetaFile)); err == nil {
+		if err := json.Unmarshal(b, &prev); err != nil {
+			return nil, fmt.Errorf("resuming %s: reading %s: %w", dir, MetaFile, err)
+		}
+	}
+	meta.Start = prev.Start
+	meta.Resumes = append(prev.Resumes, time.Now().UTC())
+	meta.Status = StatusRunning
+	for _, sub := range []string{CheckpointsDir, ImagesDir} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, fmt.Errorf("resuming %s: %w", dir, err)
+		}
+	}
+	r := &RunDir{Dir: dir, meta: meta}
+	if err := r.writeMeta(); err != nil {
+		return nil, err
+	}
+	m, err := OpenMetricsLog(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return nil, err
+	}
+	r.Metrics = m
+	return r, nil
+}
+
+// Meta returns a copy of the run's metadata.
+func (r *RunDir) Meta() Meta {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.meta
+}
+
+// SetSummary records final metrics in meta.json.
+func (r *RunDir) SetSummary(summary map[string]any) error {
+	r.mu.Lock()
+	r.meta.Summary = summary
+	r.mu.Unlock()
+	return r.writeMeta()
+}
+
+// Finish records how the run ended (err nil: completed) and closes the log.
+func (r *RunDir) Finish(runErr error) error {
+	r.mu.Lock()
+	r.meta.End = time.Now().UTC()
+	switch {
+	case runErr == nil:
+		r.meta.Status = StatusCompleted
+		r.meta.Error = ""
+	case errors.Is(runErr, errCancelled):
+		r.meta.Status = StatusCancelled
+		r.meta.Error = runErr.Error()
+	default:
+		r.meta.Status = StatusFailed
+		r.meta.Error = runErr.Error()
+	}
+	r.mu.Unlock()
+	err := r.writeMeta()
+	if cerr := r.Metrics.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (r *RunDir) writeMeta() error {
+	r.mu.Lock()
+	b, err := json.MarshalIndent(r.meta, "", "  ")
+	r.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", MetaFile, err)
+	}
+	return WriteFileAtomic(filepath.Join(r.Dir, MetaFile), append(b, '\n'))
+}
+
+// WriteFileAtomic writes data to path through a temporary file in the same
+// folder, synced and renamed into place: readers see the old file or the new
+// one, never a half-written one.
+func WriteFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	tmp := f.Name()
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// diffLines lists the lines that differ between two texts, for messages.
+func diffLines(old, cur string) string {
+	oldSet := map[string]bool{}
+	for _, l := range strings.Split(old, "\n") {
+		oldSet[l] = true
+	}
+	curSet := map[string]bool{}
+	for _, l := range strings.Split(cur, "\n") {
+		curSet[l] = true
+	}
+	var b strings.Builder
+	for _, l := range strings.Split(old, "\n") {
+		if !curSet[l] && strings.TrimSpace(l) != "" {
+			fmt.Fprintf(&b, "  - %s\n", l)
+		}
+	}
+	for _, l := range strings.Split(cur, "\n") {
+		if !oldSet[l] && strings.TrimSpace(l) != "" {
+			fmt.Fprintf(&b, "  + %s\n", l)
+		}
+	}
+	return strings.TrimRight(b.String(), "\n")
+}
+
+// MetricsLog appends one JSON object per line to metrics.jsonl. Each record
+// is written with a single write call, so a killed run leaves at most one
+// partial last line, which OpenMetricsLog removes.
+type MetricsLog struct {
+	mu   sync.Mutex
+	f    *os.File
+	path string
+}
+
+// OpenMetricsLog opens (or creates) a metrics log for appending, dropping a
+// trailing partial line left by a killed run.
+func OpenMetricsLog(path string) (*MetricsLog, error) {
+	if b, err := os.ReadFile(path); err == nil && len(b) > 0 && b[len(b)-1] != '\n' {
+		keep := b[:bytes.LastIndexByte(b, '\n')+1]
+		if err := WriteFileAtomic(path, keep); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening metrics log: %w", err)
+	}
+	return &MetricsLog{f: f, path: path}, nil
+}
+
+// Log appends a record, adding a "time" field (RFC 3339, UTC).
+func (m *MetricsLog) Log(record map[string]any) error {
+	rec := make(map[string]any, len(record)+1)
+	for k, v := range record {
+		rec[k] = v
+	}
+	rec["time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	b, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("encoding metrics record: %w", err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, err := m.f.Write(append(b, '\n')); err != nil {
+		return fmt.Errorf("writing %s: %w", m.path, err)
+	}
+	return nil
+}
+
+// TruncateAfterStep drops records whose "step" is greater than step: the
+// records a killed run wrote after its last checkpoint, which the resumed run
+// writes again.
+func (m *MetricsLog) TruncateAfterStep(step int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, err := os.ReadFile(m.path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", m.path, err)
+	}
+	var keep bytes.Buffer
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1<<20), 1<<26)
+	for sc.Scan() {
+		var rec struct {
+			Step *int64 `json:"step"`
+		}
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec.Step != nil && *rec.Step > step {
+			continue
+		}
+		keep.Write(sc.Bytes())
+		keep.WriteByte('\n')
+	}
+	if keep.Len() == len(b) {
+		return nil
+	}
+	if err := m.f.Close(); err != nil {
+		return err
+	}
+	if err := WriteFileAtomic(m.path, keep.Bytes()); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("reopening %s: %w", m.path, err)
+	}
+	m.f = f
+	return nil
+}
+
+// Close closes the log file.
+func (m *MetricsLog) Close() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.f == nil {
+		return nil
+	}
+	err := m.f.Close()
+	m.f = nil
+	return err
+}
+
+// ReadMetrics reads every record of a metrics.jsonl file.
+func ReadMetrics(path string) ([]map[string]any, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading metrics: %w", err)
+	}
+	var out []map[string]any
+	for i, line := range strings.Split(strings.TrimRight(string(b), "\n"), "\n") {
+		if line == "" {
+			continue
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			return nil, fmt.Errorf("%s line %d: %w", path, i+1, err)
+		}
+		out = append(out, rec)
+	}
+	return out, nil
+}

@@ -1,0 +1,12 @@
+// Package builtin imports every built-in component package so that their
+// init functions register them: import it once (the peco command does) and
+// no built-in can be missing from the registries.
+package builtin
+
+import (
+	_ "github.com/peco-dev/peco/backbones/vit"  // backbone: vit
+	_ "github.com/peco-dev/peco/data"           // dataset: image_folder, mnist, coco, ade20k
+	_ "github.com/peco-dev/peco/losses"         // loss: cross_entropy
+	_ "github.com/peco-dev/peco/optim"          // optimizer: adamw; schedule: cosine, constant
+	_ "github.com/peco-dev/peco/tasks/classify" // task: classification
+)

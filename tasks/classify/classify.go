@@ -1,0 +1,423 @@
+// Package classify is the ImageNet-style classification task: a backbone
+// (from scratch or a pre-trained checkpoint) with pooled features and a linear
+// head, trained with cross-entropy and evaluated by top-1/top-5 accuracy on
+// the validation split after each epoch.
+package classify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
+	"github.com/gomlx/gomlx/ml/train"
+
+	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/data"
+	_ "github.com/peco-dev/peco/losses" // the default loss, cross_entropy
+	"github.com/peco-dev/peco/optim"
+	"github.com/peco-dev/peco/registry"
+)
+
+// DataConfig selects the splits and their processing.
+type DataConfig struct {
+	Train     registry.Spec[data.Dataset] `mapstructure:"train" doc:"training split"`
+	Val       registry.Spec[data.Dataset] `mapstructure:"val" doc:"validation split"`
+	Augment   data.AugmentConfig          `mapstructure:"augment" doc:"training augmentation and evaluation crop"`
+	BatchSize int                         `mapstructure:"batch_size" doc:"training batch size"`
+	EvalBatch int                         `mapstructure:"eval_batch_size" doc:"evaluation batch size"`
+	Workers   int                         `mapstructure:"workers" doc:"decoding/augmentation goroutines (0 = number of CPUs)"`
+	// MaxTrain and MaxVal cap the samples used (a seeded subset), for quick runs.
+	MaxTrain int `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
+	MaxVal   int `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
+}
+
+// Config configures the classification task.
+type Config struct {
+	core.LoopConfig `mapstructure:",squash"`
+	Data            DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
+	Backbone        registry.Spec[core.Backbone]   `mapstructure:"backbone" doc:"feature network"`
+	Pool            string                         `mapstructure:"pool" doc:"features fed to the head: mean (patch tokens, then LayerNorm, as BEiT) or cls"`
+	Loss            registry.Spec[core.Loss]       `mapstructure:"loss" doc:"classification loss"`
+	Optimizer       registry.Spec[optim.Optimizer] `mapstructure:"optimizer" doc:"optimizer and lr schedule"`
+}
+
+// Validate checks the task-level keys.
+func (c *Config) Validate() error {
+	if err := c.LoopConfig.Validate(); err != nil {
+		return err
+	}
+	if c.Pool != "mean" && c.Pool != "cls" {
+		return fmt.Errorf("pool must be mean or cls, got %q", c.Pool)
+	}
+	if !c.Data.Train.IsSet() || !c.Data.Val.IsSet() || !c.Backbone.IsSet() {
+		return errors.New("data.train, data.val and backbone must be set")
+	}
+	if c.Data.BatchSize <= 0 || c.Data.EvalBatch <= 0 || c.Data.MaxTrain < 0 || c.Data.MaxVal < 0 {
+		return errors.New("data.batch_size and data.eval_batch_size must be > 0, max_train and max_val >= 0")
+	}
+	return nil
+}
+
+// DefaultConfig trains for one epoch with AdamW (lr 1e-3, cosine) and
+// cross-entropy, mean pooling.
+func DefaultConfig() Config {
+	opt := optim.DefaultAdamW()
+	opt.LR = 1e-3
+	return Config{
+		LoopConfig: core.DefaultLoop(),
+		Data: DataConfig{
+			Augment: data.DefaultAugmentConfig(), BatchSize: 64, EvalBatch: 128,
+		},
+		Pool:      "mean",
+		Loss:      registry.Spec[core.Loss]{Type: "cross_entropy", Config: registry.MustDefaults(core.Losses, "cross_entropy")},
+		Optimizer: registry.Spec[optim.Optimizer]{Type: "adamw", Config: &opt},
+	}
+}
+
+func init() {
+	registry.Register(core.Tasks, "classification",
+		"image classification: backbone + pooled linear head, top-1/top-5 on the validation split each epoch",
+		DefaultConfig, func(c Config) (core.Task, error) { return &Task{cfg: c}, nil })
+}
+
+// Task is the classification task.
+type Task struct {
+	cfg Config
+}
+
+// example is one transformed sample.
+type example struct {
+	pix   []float32
+	label int32
+}
+
+// Run implements core.Task.
+func (t *Task) Run(ctx context.Context, env *core.Env) error {
+	cfg := t.cfg
+	trainDS, err := openSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed)
+	if err != nil {
+		return err
+	}
+	valDS, err := openSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1)
+	if err != nil {
+		return err
+	}
+	numClasses := len(trainDS.Classes())
+	if numClasses < 2 {
+		return fmt.Errorf("data.train: %d classes, need at least 2", numClasses)
+	}
+	backbone, err := cfg.Backbone.Build()
+	if err != nil {
+		return err
+	}
+	loss, err := cfg.Loss.Build()
+	if err != nil {
+		return err
+	}
+	opt, err := cfg.Optimizer.Build()
+	if err != nil {
+		return err
+	}
+	aug, err := cfg.Data.Augment.Compile()
+	if err != nil {
+		return fmt.Errorf("data.augment: %w", err)
+	}
+	norm := aug.Normalizer()
+	size := cfg.Data.Augment.Size
+
+	probe, err := trainDS.Sample(0)
+	if err != nil {
+		return fmt.Errorf("data.train: %w", err)
+	}
+	channels := probe.Image.C
+	trainPipe, err := data.NewPipeline(trainDS, func(s data.Sample, r *rand.Rand) (example, error) {
+		v, _, err := aug.Train(s.Image, r)
+		if err != nil {
+			return example{}, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return example{pix: norm.Apply(v, nil), label: int32(s.Label)}, nil
+	}, data.PipelineConfig{BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	if err != nil {
+		return fmt.Errorf("data.train: %w", err)
+	}
+	defer trainPipe.Close()
+	valPipe, err := data.NewPipeline(valDS, func(s data.Sample, _ *rand.Rand) (example, error) {
+		v, _, err := aug.Eval(s.Image)
+		if err != nil {
+			return example{}, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return example{pix: norm.Apply(v, nil), label: int32(s.Label)}, nil
+	}, data.PipelineConfig{BatchSize: cfg.Data.EvalBatch, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	if err != nil {
+		return fmt.Errorf("data.val: %w", err)
+	}
+	defer valPipe.Close()
+	steps := trainPipe.BatchesPerEpoch()
+	if steps == 0 {
+		return fmt.Errorf("data.train: %d samples is less than one batch of %d", trainDS.Len(), cfg.Data.BatchSize)
+	}
+
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, env.Seed)
+	net := &Network{Backbone: backbone, NumClasses: numClasses, Pool: cfg.Pool}
+	adamw := opt.New()
+	trainer := train.NewTrainer(env.Backend, store,
+		func(scope *model.Scope, images *Node) *Node {
+			return net.Logits(scope, images, scope.IsTraining(images.Graph()))
+		},
+		func(labels, preds []*Node) *Node {
+			l, err := loss.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
+			if err != nil {
+				panic(err)
+			}
+			return MulScalar(l, loss.Weight())
+		}, adamw, nil, nil)
+	evalExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) *Node {
+		return net.Logits(scope, images, false)
+	})
+	if err != nil {
+		return fmt.Errorf("building the evaluation graph: %w", err)
+	}
+
+	env.Printf("classification: %d classes, %d train / %d val images, %dx%dx%d input, %d steps/epoch x %d epochs\n",
+		numClasses, trainDS.Len(), valDS.Len(), size, size, channels, steps, cfg.Epochs)
+	loop := &core.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
+	st, err := loop.Restore()
+	if err != nil {
+		return err
+	}
+	total := cfg.Epochs * steps
+	var batches *batchStream
+	loop.Step = func(s *core.LoopState) (map[string]float64, error) {
+		if batches == nil || batches.pos != (data.Position{Epoch: s.Epoch, Batch: s.Batch}) {
+			batches.close()
+			batches = startStream(trainPipe, data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
+		}
+		b, err := batches.next()
+		if err != nil {
+			return nil, err
+		}
+		images, labels := toTensors(b.Items, size, channels)
+		lr := opt.BaseLR() * opt.Schedule().Factor(int(s.Step), total)
+		if err := optim.SetLR(store, lr); err != nil {
+			return nil, err
+		}
+		m, err := trainer.TrainStep(train.Batch{Inputs: []*tensors.Tensor{images}, Labels: []*tensors.Tensor{labels}})
+		if err != nil {
+			return nil, err
+		}
+		lossV := float64(tensors.ToScalar[float32](m[0]))
+		return map[string]float64{"loss": lossV, "lr": lr, "grad_norm": optim.GradNorm(store)}, nil
+	}
+	loop.Status = func(m map[string]float64) string { return fmt.Sprintf("loss %.4f", m["loss"]) }
+	var last map[string]float64
+	loop.EndEpoch = func(epoch int) (map[string]float64, float64, error) {
+		batches.close()
+		batches = nil
+		t0 := time.Now()
+		top1, top5, err := evaluate(evalExec, valPipe, size, channels, numClasses)
+		if err != nil {
+			return nil, 0, err
+		}
+		m := map[string]float64{"top1": top1, "top5": top5, "eval_seconds": time.Since(t0).Seconds()}
+		env.Printf("epoch %d: val top-1 %.2f%%  top-5 %.2f%%\n", epoch, 100*top1, 100*top5)
+		last = m
+		return m, top1, nil
+	}
+	t0 := time.Now()
+	st, err = loop.Run(ctx, st)
+	batches.close()
+	if err != nil {
+		return err
+	}
+	summary := map[string]any{"steps": st.Step, "best_top1": st.Best, "best_epoch": st.BestEpoch,
+		"train_seconds": time.Since(t0).Seconds()}
+	for k, v := range last {
+		summary["final_"+k] = v
+	}
+	env.Printf("done: best val top-1 %.2f%% (epoch %d), run directory %s\n", 100*st.Best, st.BestEpoch, env.Run.Dir)
+	return env.Run.SetSummary(summary)
+}
+
+// Network is a backbone with a pooled linear classification head.
+type Network struct {
+	Backbone   core.Backbone
+	NumClasses int
+	Pool       string
+}
+
+// Logits builds images [B,H,W,C] -> logits [B, NumClasses].
+func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node {
+	f := n.Backbone.Forward(scope.In("backbone"), images, core.ForwardOptions{Training: training})
+	x := f.Tokens
+	var feat *Node
+	switch {
+	case n.Pool == "cls" && f.HasCLS:
+		feat = Squeeze(Slice(x, AxisRange(), AxisElem(0), AxisRange()), 1)
+	case f.HasCLS:
+		feat = ReduceMean(Slice(x, AxisRange(), AxisRange(1), AxisRange()), 1)
+	default:
+		feat = ReduceMean(x, 1)
+	}
+	hs := scope.In("head")
+	if n.Pool == "mean" {
+		feat = layerNorm(hs.In("fc_norm"), feat)
+	}
+	g := images.Graph()
+	d := feat.Shape().Dimensions[1]
+	w := hs.WithInitializer(initializer.RandomNormalFn(hs, 0.02)).VariableWithShape("weight", shapes.Make(dtypes.Float32, d, n.NumClasses)).NodeValue(g)
+	b := hs.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, n.NumClasses)).NodeValue(g)
+	return Add(MatMul(feat, w), b)
+}
+
+// layerNorm normalises the last axis with a learned scale and offset.
+func layerNorm(scope *model.Scope, x *Node) *Node {
+	g := x.Graph()
+	d := x.Shape().Dimensions[x.Rank()-1]
+	gamma := scope.WithInitializer(initializer.One).VariableWithShape("scale", shapes.Make(x.DType(), d)).NodeValue(g)
+	beta := scope.WithInitializer(initializer.Zero).VariableWithShape("offset", shapes.Make(x.DType(), d)).NodeValue(g)
+	mean := ReduceAndKeep(x, ReduceMean, -1)
+	xc := Sub(x, mean)
+	variance := ReduceAndKeep(Square(xc), ReduceMean, -1)
+	return Add(Mul(Div(xc, Sqrt(AddScalar(variance, 1e-6))), gamma), beta)
+}
+
+// openSplit builds a dataset and optionally keeps a seeded random subset.
+func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64) (data.Dataset, error) {
+	ds, err := spec.Build()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if ds.Len() == 0 {
+		return nil, fmt.Errorf("%s: the dataset is empty", key)
+	}
+	if max > 0 && max < ds.Len() {
+		r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+		idx := r.Perm(ds.Len())[:max]
+		sort.Ints(idx)
+		return &subset{Dataset: ds, idx: idx}, nil
+	}
+	return ds, nil
+}
+
+type subset struct {
+	data.Dataset
+	idx []int
+}
+
+func (s *subset) Len() int                          { return len(s.idx) }
+func (s *subset) Sample(i int) (data.Sample, error) { return s.Dataset.Sample(s.idx[i]) }
+
+// toTensors packs a batch into images [B,H,W,C] float32 and labels [B] int32.
+func toTensors(items []example, size, channels int) (*tensors.Tensor, *tensors.Tensor) {
+	per := size * size * channels
+	pix := make([]float32, len(items)*per)
+	labels := make([]int32, len(items))
+	for i, it := range items {
+		copy(pix[i*per:], it.pix)
+		labels[i] = it.label
+	}
+	return tensors.FromFlatDataAndDimensions(pix, len(items), size, size, channels),
+		tensors.FromFlatDataAndDimensions(labels, len(items))
+}
+
+// evaluate computes top-1 and top-5 accuracy over the validation pipeline.
+// The last, partial batch is padded to the full batch size so that one
+// compiled graph serves every batch.
+func evaluate(exec *model.Exec, pipe *data.Pipeline[example], size, channels, numClasses int) (top1, top5 float64, err error) {
+	bs := pipe.Config().BatchSize
+	var n, c1, c5 int
+	for b, err := range pipe.Epoch(0) {
+		if err != nil {
+			return 0, 0, err
+		}
+		items := b.Items
+		for len(items) < bs {
+			items = append(items, example{pix: make([]float32, size*size*channels)})
+		}
+		images, _ := toTensors(items, size, channels)
+		out, err := exec.Exec(images)
+		if err != nil {
+			return 0, 0, err
+		}
+		logits := tensors.MustCopyFlatData[float32](out[0])
+		for i, it := range b.Items {
+			row := logits[i*numClasses : (i+1)*numClasses]
+			r := Rank(row, int(it.label))
+			if r < 1 {
+				c1++
+			}
+			if r < 5 {
+				c5++
+			}
+			n++
+		}
+	}
+	if n == 0 {
+		return 0, 0, errors.New("validation split produced no batches")
+	}
+	return float64(c1) / float64(n), float64(c5) / float64(n), nil
+}
+
+// Rank is the number of classes scored strictly higher than class label (0
+// means the label is the top-1 prediction; ties count in the label's favour).
+func Rank(logits []float32, label int) int {
+	r := 0
+	for j, v := range logits {
+		if j != label && v > logits[label] {
+			r++
+		}
+	}
+	return r
+}
+
+// batchStream iterates a pipeline from a position, tracking where it is.
+type batchStream struct {
+	pos  data.Position
+	next func() (data.Batch[example], error)
+	stop func()
+}
+
+func startStream(p *data.Pipeline[example], start data.Position, endEpoch int) *batchStream {
+	s := &batchStream{pos: start}
+	next, stop := pullBatches(p, start, endEpoch)
+	s.stop = stop
+	s.next = func() (data.Batch[example], error) {
+		b, ok, err := next()
+		if err != nil {
+			return b, err
+		}
+		if !ok {
+			return b, io.ErrUnexpectedEOF
+		}
+		s.pos = b.Resume
+		return b, nil
+	}
+	return s
+}
+
+func (s *batchStream) close() {
+	if s != nil && s.stop != nil {
+		s.stop()
+	}
+}
+
+// pullBatches turns the pipeline's iterator into a pull-style next/stop pair.
+func pullBatches(p *data.Pipeline[example], start data.Position, endEpoch int) (func() (data.Batch[example], bool, error), func()) {
+	next, stop := iter.Pull2(p.Batches(start, endEpoch))
+	return func() (data.Batch[example], bool, error) {
+		b, err, ok := next()
+		return b, ok, err
+	}, stop
+}
