@@ -135,36 +135,38 @@ func (d *ADE20k) LabelMapPath(i int) string { return d.src.display(d.labels[i]) 
 
 // Sample decodes image i (3 channels RGB) and its label map. With SkipBad,
 // a corrupt file, a size mismatch or an out-of-range label gives a
-// *BadSampleError.
+// *BadSampleError. On error the returned Sample still
+// carries Path (and Label), for logging.
 func (d *ADE20k) Sample(i int) (Sample, error) {
 	if i < 0 || i >= len(d.images) {
 		return Sample{}, fmt.Errorf("ade20k: sample index %d out of range [0, %d)", i, len(d.images))
 	}
 	p, lp := d.src.display(d.images[i]), d.src.display(d.labels[i])
+	failed := Sample{Label: -1, Path: p}
 	b, err := d.src.readFile(d.images[i])
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, p, err)
+		return failed, badSample(d.cfg.SkipBad, p, err)
 	}
 	img, err := DecodeImageMode(p, b, ColorRGB)
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, p, err)
+		return failed, badSample(d.cfg.SkipBad, p, err)
 	}
 	lb, err := d.src.readFile(d.labels[i])
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, lp, err)
+		return failed, badSample(d.cfg.SkipBad, lp, err)
 	}
 	lm, err := DecodeLabelMap(lp, lb)
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, lp, err)
+		return failed, badSample(d.cfg.SkipBad, lp, err)
 	}
 	if lm.H != img.H || lm.W != img.W {
 		err := fmt.Errorf("label map %s is %dx%d but image %s is %dx%d (width x height)", lp, lm.W, lm.H, p, img.W, img.H)
-		return Sample{}, badSample(d.cfg.SkipBad, lp, err)
+		return failed, badSample(d.cfg.SkipBad, lp, err)
 	}
 	for k, v := range lm.Pix {
 		if int(v) > d.cfg.NumClasses {
 			err := fmt.Errorf("label map %s: label %d at row %d, column %d exceeds num_classes %d", lp, v, k/lm.W, k%lm.W, d.cfg.NumClasses)
-			return Sample{}, badSample(d.cfg.SkipBad, lp, err)
+			return failed, badSample(d.cfg.SkipBad, lp, err)
 		}
 	}
 	return Sample{Image: img, Label: -1, LabelMap: lm.Pix, Path: p}, nil

@@ -56,7 +56,9 @@ func OpenFS(root string) (fs.FS, error) {
 }
 
 // rootFS is an opened reader root: the file system and the root as the user
-// wrote it, to name files in error messages and Sample.Path.
+// wrote it, to name files in error messages and Sample.Path. A file inside an
+// archive is named by the archive's path followed by its path in the
+// (stripped) tree, e.g. /data/cifar10.tar.gz/train/cat/0001.jpg.
 type rootFS struct {
 	fsys fs.FS
 	root string
@@ -235,6 +237,7 @@ func loadArchive(name string) (*archiveFS, error) {
 // matches fs.ErrNotExist.
 var errNoSuchFile error = noSuchFileError{}
 
+// noSuchFileError is the type of errNoSuchFile.
 type noSuchFileError struct{}
 
 func (noSuchFileError) Error() string        { return "no such file or directory" }
@@ -273,6 +276,7 @@ type archiveFS struct {
 	entries map[string]*archiveEntry
 }
 
+// newArchiveFS returns an archiveFS holding only its root folder.
 func newArchiveFS() *archiveFS {
 	return &archiveFS{entries: map[string]*archiveEntry{".": {name: ".", dir: true}}}
 }

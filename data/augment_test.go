@@ -415,3 +415,35 @@ func TestTransformDenseFlipAndDrop(t *testing.T) {
 		t.Error("short label map accepted")
 	}
 }
+
+func BenchmarkAugmenterTrain(b *testing.B) {
+	cfg := DefaultAugmentConfig()
+	cfg.SecondSize = 112
+	cfg.ColorJitter = DefaultColorJitter()
+	a, err := cfg.Compile()
+	if err != nil {
+		b.Fatal(err)
+	}
+	im := texture(375, 500, 3, 1)
+	n := a.Normalizer()
+	var dst []float32
+	i := 0
+	for b.Loop() {
+		v, _, err := a.Train(im, SampleRNG(1, 0, i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		dst = n.Apply(v, dst)
+		i++
+	}
+}
+
+func BenchmarkCenterCrop(b *testing.B) {
+	im := texture(375, 500, 3, 1)
+	c := DefaultCenterCrop()
+	for b.Loop() {
+		if _, err := c.Apply(im); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

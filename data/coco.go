@@ -219,7 +219,7 @@ func annotationsNote(anns []cocoAnn) string {
 	case 1:
 		return fmt.Sprintf(" (annotation %d)", anns[0].id)
 	default:
-		return fmt.Sprintf(" (annotations %d and %d more)", anns[0].id, len(anns)-1)
+		return fmt.Sprintf(" (annotation %d and %d more)", anns[0].id, len(anns)-1)
 	}
 }
 
@@ -339,27 +339,29 @@ func (d *COCO) Skipped() []*BadSampleError { return slices.Clone(d.skipped) }
 
 // Sample decodes image i and its instances and masks. With SkipBad, a missing,
 // unreadable or corrupt image, or one whose size differs from the JSON's,
-// gives a *BadSampleError.
+// gives a *BadSampleError. On error the returned Sample still
+// carries Path (and Label), for logging.
 func (d *COCO) Sample(i int) (Sample, error) {
 	if i < 0 || i >= len(d.images) {
 		return Sample{}, fmt.Errorf("coco: sample index %d out of range [0, %d)", i, len(d.images))
 	}
 	im := &d.images[i]
 	p := d.src.display(im.file)
+	failed := Sample{Label: -1, Path: p}
 	if im.bad != nil {
-		return Sample{}, &BadSampleError{Path: p, Err: im.bad}
+		return failed, &BadSampleError{Path: p, Err: im.bad}
 	}
 	b, err := d.src.readFile(im.file)
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, p, err)
+		return failed, badSample(d.cfg.SkipBad, p, err)
 	}
 	img, err := DecodeImageMode(p, b, ColorRGB)
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, p, err)
+		return failed, badSample(d.cfg.SkipBad, p, err)
 	}
 	if img.H != im.h || img.W != im.w {
 		err := fmt.Errorf("image %s is %dx%d but %s says %dx%d (width x height)", p, img.W, img.H, d.annPath, im.w, im.h)
-		return Sample{}, badSample(d.cfg.SkipBad, p, err)
+		return failed, badSample(d.cfg.SkipBad, p, err)
 	}
 	s := Sample{Image: img, Label: -1, Path: p, Instances: make([]Instance, len(im.anns))}
 	for k, a := range im.anns {
@@ -372,7 +374,7 @@ func (d *COCO) Sample(i int) (Sample, error) {
 		}
 		if err != nil {
 			err = fmt.Errorf("annotation %d of %s: %w", a.id, p, err)
-			return Sample{}, badSample(d.cfg.SkipBad, p, err)
+			return failed, badSample(d.cfg.SkipBad, p, err)
 		}
 		s.Instances[k] = inst
 	}

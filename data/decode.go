@@ -43,6 +43,7 @@ type imageFormat struct {
 	config func(io.Reader) (image.Config, error)
 }
 
+// imageFormats are the formats DecodeImage recognises, by magic bytes.
 var imageFormats = [...]imageFormat{
 	{"JPEG", []byte{0xff, 0xd8, 0xff}, jpeg.Decode, jpeg.DecodeConfig},
 	{"PNG", []byte("\x89PNG\r\n\x1a\n"), png.Decode, png.DecodeConfig},

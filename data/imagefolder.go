@@ -130,15 +130,17 @@ func (d *ImageFolder) Label(i int) int { return d.labels[i] }
 func (d *ImageFolder) Path(i int) string { return d.src.display(d.files[i]) }
 
 // Sample reads and decodes image i. With SkipBad, an unreadable or corrupt
-// image gives a *BadSampleError.
+// image gives a *BadSampleError. On error the returned Sample still
+// carries Path (and Label), for logging.
 func (d *ImageFolder) Sample(i int) (Sample, error) {
 	if i < 0 || i >= len(d.files) {
 		return Sample{}, fmt.Errorf("image folder: sample index %d out of range [0, %d)", i, len(d.files))
 	}
 	p := d.src.display(d.files[i])
+	failed := Sample{Label: d.labels[i], Path: p}
 	b, err := d.src.readFile(d.files[i])
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, p, err)
+		return failed, badSample(d.cfg.SkipBad, p, err)
 	}
 	mode := ColorRGB
 	if d.cfg.Grayscale {
@@ -146,7 +148,7 @@ func (d *ImageFolder) Sample(i int) (Sample, error) {
 	}
 	im, err := DecodeImageMode(p, b, mode)
 	if err != nil {
-		return Sample{}, badSample(d.cfg.SkipBad, p, err)
+		return failed, badSample(d.cfg.SkipBad, p, err)
 	}
 	return Sample{Image: im, Label: d.labels[i], Path: p}, nil
 }

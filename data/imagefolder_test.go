@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"image/color"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -293,7 +292,47 @@ func TestImageFolderRealCIFAR10(t *testing.T) {
 	if err != nil || sh.Len() != 6250 {
 		t.Errorf("shard 3/8 of cifar10: Len %d, %v", sh.Len(), err)
 	}
-	if _, err := os.Stat(root); err != nil {
-		t.Fatal(err)
+	// The root may name the archive's top folder, as in root/cifar10.
+	test, err := OpenImageFolder(ImageFolderConfig{Root: root + "/cifar10", Split: "test"})
+	if err != nil || test.Len() != 10000 {
+		t.Fatalf("cifar10 test via %s/cifar10: %v", root, err)
+	}
+	if s, err := test.Sample(9999); err != nil || !strings.HasPrefix(s.Path, root+"/cifar10/test/truck/") {
+		t.Errorf("last test sample %q, %v", s.Path, err)
+	}
+}
+
+func TestReadersConcurrentSample(t *testing.T) {
+	folder := rdRoots(t, rdFolderFiles(t))
+	coco := rdRoots(t, rdCOCOFiles(t, nil))
+	ade := rdRoots(t, rdADEFiles(t))
+	var sets []Dataset
+	for _, form := range []string{"dir", "tgz"} {
+		f, err1 := OpenImageFolder(ImageFolderConfig{Root: folder[form], Split: "train"})
+		c, err2 := OpenCOCO(COCOConfig{Root: coco[form], Images: "val2017"})
+		a, err3 := OpenADE20k(ADE20kConfig{Root: ade[form], Split: "training", NumClasses: 4})
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		sets = append(sets, f, c, a)
+	}
+	done := make(chan error)
+	for g := 0; g < 4; g++ {
+		go func() {
+			var err error
+			for _, ds := range sets {
+				for i := 0; i < ds.Len(); i++ {
+					if _, e := ds.Sample((i + g) % ds.Len()); e != nil {
+						err = e
+					}
+				}
+			}
+			done <- err
+		}()
+	}
+	for g := 0; g < 4; g++ {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
 	}
 }

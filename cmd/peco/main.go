@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"syscall"
@@ -52,6 +53,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 
 func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	var sets []string
+	var cpuProfile string
 	var opts core.RunOptions
 	cmd := &cobra.Command{
 		Use:   "run CONFIG",
@@ -69,6 +71,17 @@ The backend is --backend, else $PECO_BACKEND, else "go" (pure Go, CPU);
 			if err != nil {
 				return err
 			}
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			opts.Command = os.Args
 			opts.Stdout, opts.Stderr = stdout, stderr
 			dir, err := core.RunExperiment(cmd.Context(), exp, resolved, opts)
@@ -81,6 +94,7 @@ The backend is --backend, else $PECO_BACKEND, else "go" (pure Go, CPU);
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config value: key.path=value (YAML scalar, list or map); repeatable")
 	cmd.Flags().StringVar(&opts.Out, "out", "", "run directory (default runs/<name>/<timestamp>)")
 	cmd.Flags().StringVar(&opts.Backend, "backend", "", `compute backend: "go" or "xla:<plugin name or path>" (default $PECO_BACKEND or go)`)
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	cmd.Flags().BoolVar(&opts.Resume, "resume", false, "continue the run in --out (default: the newest run of this config) from its newest checkpoint; the config must be the same")
 	return cmd
 }

@@ -278,7 +278,7 @@ func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node 
 	d := feat.Shape().Dimensions[1]
 	w := hs.WithInitializer(initializer.RandomNormalFn(hs, 0.02)).VariableWithShape("weight", shapes.Make(dtypes.Float32, d, n.NumClasses)).NodeValue(g)
 	b := hs.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, n.NumClasses)).NodeValue(g)
-	return Add(MatMul(feat, w), b)
+	return Add(MatMul(feat, w), ExpandLeftToRank(b, 2))
 }
 
 // layerNorm normalises the last axis with a learned scale and offset.
@@ -290,7 +290,7 @@ func layerNorm(scope *model.Scope, x *Node) *Node {
 	mean := ReduceAndKeep(x, ReduceMean, -1)
 	xc := Sub(x, mean)
 	variance := ReduceAndKeep(Square(xc), ReduceMean, -1)
-	return Add(Mul(Div(xc, Sqrt(AddScalar(variance, 1e-6))), gamma), beta)
+	return Add(Mul(Div(xc, Sqrt(AddScalar(variance, 1e-6))), ExpandLeftToRank(gamma, x.Rank())), ExpandLeftToRank(beta, x.Rank()))
 }
 
 // openSplit builds a dataset and optionally keeps a seeded random subset.
