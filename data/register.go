@@ -24,3 +24,48 @@ func init() {
 		func() ADE20kConfig { return ADE20kConfig{Split: "training", NumClasses: 150} },
 		func(c ADE20kConfig) (Dataset, error) { return OpenADE20k(c) })
 }
+
+// MaskerFactory makes the masking generator for a model's patch grid; it is
+// the component type of the "masker" registry.
+type MaskerFactory interface {
+	// New returns the Masker for an h x w patch grid.
+	New(h, w int) (Masker, error)
+	// Count is the number of patches masked on an h x w grid.
+	Count(h, w int) int
+}
+
+// Maskers is the registry of masking generators for masked image modeling.
+var Maskers = registry.NewRegistry[MaskerFactory]("masker", "masking generators for masked image modeling (patch grid from the model)")
+
+// BlockwiseMaskConfig configures BEiT's blockwise masking.
+type BlockwiseMaskConfig struct {
+	NumMasked  int     `mapstructure:"num_masked" doc:"number of masked patches; 0 means round(ratio * patches)"`
+	Ratio      float64 `mapstructure:"ratio" doc:"fraction of patches masked when num_masked is 0"`
+	MinPatches int     `mapstructure:"min_patches" doc:"smallest block area in patches"`
+	MaxPatches int     `mapstructure:"max_patches" doc:"largest block area in patches, 0 = num_masked"`
+	MinAspect  float64 `mapstructure:"min_aspect" doc:"smallest block aspect ratio; the largest is its inverse"`
+	Exact      bool    `mapstructure:"exact" doc:"top up BEiT's blocks with random patches to mask exactly num_masked"`
+}
+
+// RandomMaskConfig configures uniformly random masking.
+type RandomMaskConfig struct {
+	NumMasked int     `mapstructure:"num_masked" doc:"number of masked patches; 0 means round(ratio * patches)"`
+	Ratio     float64 `mapstructure:"ratio" doc:"fraction of patches masked when num_masked is 0"`
+}
+
+func init() {
+	registry.Register(Maskers, "blockwise", "BEiT blockwise masking: blocks of >= min_patches, aspect in [min_aspect, 1/min_aspect]",
+		func() BlockwiseMaskConfig {
+			d := DefaultMaskConfig()
+			return BlockwiseMaskConfig{Ratio: d.Ratio, MinPatches: d.MinPatches, MinAspect: d.MinAspect, Exact: d.Exact}
+		},
+		func(c BlockwiseMaskConfig) (MaskerFactory, error) {
+			return MaskConfig{Kind: "block", NumMasked: c.NumMasked, Ratio: c.Ratio, MinPatches: c.MinPatches,
+				MaxPatches: c.MaxPatches, MinAspect: c.MinAspect, Exact: c.Exact}, nil
+		})
+	registry.Register(Maskers, "random", "uniformly random masking of exactly num_masked patches (BEiT's ablation)",
+		func() RandomMaskConfig { return RandomMaskConfig{Ratio: 0.4} },
+		func(c RandomMaskConfig) (MaskerFactory, error) {
+			return MaskConfig{Kind: "random", NumMasked: c.NumMasked, Ratio: c.Ratio}, nil
+		})
+}

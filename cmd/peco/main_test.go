@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func runCLI(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := newRootCmd(&out, &errOut)
+	cmd.SetArgs(args)
+	err := cmd.Execute()
+	return out.String(), errOut.String(), err
+}
+
+func TestCLIConfigAndComponents(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	quick := filepath.Join("..", "..", "configs", "quickstart.yaml")
+	typo := write("typo.yaml", "_base_: "+mustAbs(t, quick)+"\ntask:\n  backbone: {dpeth: 3}\n")
+	unknownTask := write("unknown.yaml", "task: {type: clasification}\n")
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		want    []string
+		wantErr []string
+	}{
+		{name: "print resolves defaults", args: []string{"config", "print", quick},
+			want: []string{"type: classification", "mlp_ratio: 4", "weight_decay: 0.05", "type: cosine"}},
+		{name: "print with --set", args: []string{"config", "print", quick, "--set", "task.backbone.depth=2", "--set", "seed=9"},
+			want: []string{"depth: 2", "seed: 9"}},
+		{name: "typo names key, component and file", args: []string{"config", "print", typo},
+			wantErr: []string{"typo.yaml: task.backbone.dpeth: unknown key \"dpeth\"", "backbone \"vit\"", "did you mean \"depth\""}},
+		{name: "unknown --set path", args: []string{"config", "print", quick, "--set", "task.nosuch.x=1"},
+			wantErr: []string{"--set task.nosuch.x", "unknown key \"nosuch\""}},
+		{name: "--set wrong type", args: []string{"config", "print", quick, "--set", "task.epochs=many"},
+			wantErr: []string{"--set task.epochs: task.epochs: expected an integer, got string \"many\""}},
+		{name: "unknown task type", args: []string{"config", "print", unknownTask},
+			wantErr: []string{"task.type: unknown task \"clasification\"", "did you mean \"classification\""}},
+		{name: "missing config", args: []string{"config", "print", filepath.Join(dir, "nope.yaml")},
+			wantErr: []string{"nope.yaml", "no such file"}},
+		{name: "components lists kinds", args: []string{"components"},
+			want: []string{"backbone:", "vit", "dataset:", "mnist", "task:", "classification", "loss:", "cross_entropy", "tokenizer:"}},
+		{name: "components of a kind shows fields", args: []string{"components", "backbone"},
+			want: []string{"vit", "patch_size", "an integer", "= 16"}},
+		{name: "unknown kind", args: []string{"components", "gadget"}, wantErr: []string{"unknown component kind \"gadget\""}},
+		{name: "version", args: []string{"version"}, want: []string{"peco ", "gomlx v0.28.2", "go"}},
+		{name: "run refuses a bad config before doing anything", args: []string{"run", typo, "--out", filepath.Join(dir, "never")},
+			wantErr: []string{"unknown key \"dpeth\""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, _, err := runCLI(t, tc.args...)
+			if len(tc.wantErr) > 0 {
+				if err == nil {
+					t.Fatalf("no error; output:\n%s", out)
+				}
+				for _, w := range tc.wantErr {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error\n%v\nlacks %q", err, w)
+					}
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("output lacks %q:\n%s", w, out)
+				}
+			}
+		})
+	}
+	if _, err := os.Stat(filepath.Join(dir, "never")); !os.IsNotExist(err) {
+		t.Errorf("an invalid config created a run directory")
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
