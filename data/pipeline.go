@@ -532,3 +532,14 @@ func (s *stream[T]) next() (Batch[T], error) {
 	p.batches.Add(1)
 	return Batch[T]{Position: b.pos, Items: b.items, Indices: b.indices, Resume: b.resume}, nil
 }
+
+// Metrics returns the stats as metrics-log fields: the input pipeline's own
+// throughput (samples/s per its busy workers), the time the consumer waited
+// for data, and the number of bad samples replaced.
+func (s PipelineStats) Metrics(prefix string) map[string]float64 {
+	return map[string]float64{
+		prefix + "samples_per_sec": s.SamplesPerSecond(),
+		prefix + "wait_seconds":    s.Wait.Seconds(),
+		prefix + "skipped":         float64(s.Skipped),
+	}
+}

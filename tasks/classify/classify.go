@@ -231,6 +231,12 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 			return nil, 0, err
 		}
 		m := map[string]float64{"top1": top1, "top5": top5, "eval_seconds": time.Since(t0).Seconds()}
+		for k, v := range trainPipe.Stats().Metrics("data_") {
+			m[k] = v
+		}
+		if n := trainPipe.Skipped(); n > 0 {
+			env.Printf("warning: %d bad training samples were replaced (see data_skipped in metrics.jsonl)\n", n)
+		}
 		env.Printf("epoch %d: val top-1 %.2f%%  top-5 %.2f%%\n", epoch, 100*top1, 100*top5)
 		last = m
 		return m, top1, nil
