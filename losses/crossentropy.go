@@ -81,3 +81,7 @@ func init() {
 		func() CrossEntropyConfig { return CrossEntropyConfig{Weight: 1} },
 		func(c CrossEntropyConfig) (core.Loss, error) { return CrossEntropy{c}, nil })
 }
+
+// Smoothing is the label smoothing the loss applies to "labels"; a task that
+// builds soft "targets" itself (Mixup/CutMix) applies the same.
+func (l CrossEntropy) Smoothing() float64 { return l.Config.LabelSmoothing }

@@ -247,10 +247,11 @@ func joinPath(prefix, key string) string {
 }
 
 // Set applies one `a.b.c=value` override. The value is parsed as YAML (so
-// `3`, `0.1`, `true`, `[1, 2]` and `{type: l1}` have their YAML types). Every
-// parent on the path must exist in the config; list elements are addressed by
-// index (`losses.1.weight=2`). A key the config does not have yet may be set
-// on an existing map: strict decoding then checks it is a real field.
+// `3`, `0.1`, `true`, `[1, 2]` and `{type: l1}` have their YAML types). List
+// elements are addressed by index (`losses.1.weight=2`) and must exist. A key
+// the config file does not have yet (a default) may be set
+// anywhere (missing parent maps are created): strict decoding then checks
+// that every key is a real field, naming the --set that introduced it.
 func (t *Tree) Set(override string) error {
 	key, text, ok := strings.Cut(override, "=")
 	key = strings.TrimSpace(key)
@@ -282,7 +283,11 @@ func (t *Tree) Set(override string) error {
 			}
 			next, ok := c[p]
 			if !ok || next == nil {
-				return fmt.Errorf("--set %s: unknown key %q: the config has no %s", key, p, here)
+				// A key the file leaves at its default: create the map; strict
+				// decoding then checks every key against the config structs.
+				next = map[string]any{}
+				c[p] = next
+				t.origins[here] = "--set " + key
 			}
 			cur = next
 		case []any:

@@ -215,7 +215,12 @@ func (d *decoder) decodeSpec(v any, dst reflect.Value, path string) {
 		d.fail(path, "", "expected a %s: a map with a `type:` key (or just its name), got %s %s", r.Kind(), describe(v), show(v))
 		return
 	}
+	current := dst.Field(0).String()
 	name, ok := params["type"].(string)
+	if _, has := params["type"]; !has && current != "" {
+		// Parameters without a type refine the default component.
+		name, ok = current, true
+	}
 	if !ok || name == "" {
 		d.fail(path, "", "%s needs a `type:` naming one of: %s", r.Kind(), strings.Join(entryNames(r), ", "))
 		return
@@ -232,6 +237,10 @@ func (d *decoder) decodeSpec(v any, dst reflect.Value, path string) {
 		}
 	}
 	cfg := e.NewConfig()
+	if prev := dst.Field(1); name == current && !prev.IsNil() && prev.Elem().Type() == reflect.TypeOf(cfg) {
+		// Same component as the default: start from the default's values.
+		reflect.ValueOf(cfg).Elem().Set(prev.Elem().Elem())
+	}
 	d.decodeStruct(rest, reflect.ValueOf(cfg).Elem(), path, fmt.Sprintf("%s %q", r.Kind(), name))
 	dst.Field(0).SetString(name)
 	dst.Field(1).Set(reflect.ValueOf(cfg))

@@ -53,7 +53,10 @@ var widgets = NewRegistry[widget]("widget", "test widgets")
 func init() {
 	Register(widgets, "gear", "a gear", func() GearConfig { return GearConfig{Teeth: 12, Ratio: 1.5, Label: "g"} },
 		func(c GearConfig) (widget, error) { return gear{c}, nil })
-	Register(widgets, "box", "a box holding widgets", func() BoxConfig { return BoxConfig{Opt: OptConfig{LR: 0.1, Steps: 10}} },
+	Register(widgets, "box", "a box holding widgets", func() BoxConfig {
+		return BoxConfig{Opt: OptConfig{LR: 0.1, Steps: 10},
+			Inner: Spec[widget]{Type: "gear", Config: &GearConfig{Teeth: 99, Ratio: 2.5, Label: "default-inner"}}}
+	},
 		func(c BoxConfig) (widget, error) { return box{c}, nil })
 }
 
@@ -161,7 +164,8 @@ func TestSetOverrides(t *testing.T) {
 		{set: "widget.extras.0={type: gear, teeth: 3}", path: []any{"widget", "extras", 0, "teeth"}, want: 3},
 		{set: "widget.inner.sizes=[1, 2]", path: []any{"widget", "inner", "sizes"}, want: []any{1, 2}},
 		{set: "widget.inner.label='007'", path: []any{"widget", "inner", "label"}, want: "007"},
-		{set: "widget.nothere.x=1", wantErr: "unknown key \"nothere\""},
+		{set: "widget.inner.newkey=1", path: []any{"widget", "inner", "newkey"}, want: 1},
+		{set: "widget.fresh.x=1", path: []any{"widget", "fresh", "x"}, want: 1},
 		{set: "widget.extras.5.label=1", wantErr: "not an index"},
 		{set: "seed.x=1", wantErr: "not a map or list"},
 		{set: "noequals", wantErr: "expected key.path=value"},
@@ -208,8 +212,34 @@ func TestDecodeStrict(t *testing.T) {
 	}
 	b := cfg.Widget.Config.(*BoxConfig)
 	inner := b.Inner.Config.(*GearConfig)
-	if inner.Teeth != 7 || inner.Ratio != 1.5 || inner.Period != 90*time.Second {
-		t.Errorf("inner gear = %+v: want teeth 7 and the default ratio 1.5", inner)
+	if inner.Teeth != 7 || inner.Ratio != 2.5 || inner.Label != "default-inner" || inner.Period != 90*time.Second {
+		t.Errorf("inner gear = %+v: want teeth 7 over the default inner gear's ratio 2.5", inner)
+	}
+	// Parameters without a type refine the default component; another type
+	// starts from that factory's own defaults.
+	for _, tc := range []struct {
+		text         string
+		teeth        int
+		ratio        float64
+		label, typed string
+	}{
+		{"widget: {type: box, inner: {teeth: 5}}\n", 5, 2.5, "default-inner", "gear"},
+		{"widget: {type: box}\n", 99, 2.5, "default-inner", "gear"},
+		{"widget: {type: box, inner: {type: gear}}\n", 99, 2.5, "default-inner", "gear"},
+	} {
+		tr, err := ParseTree("t.yaml", []byte(tc.text))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c topConfig
+		if err := Decode(tr, &c); err != nil {
+			t.Fatalf("%q: %v", tc.text, err)
+		}
+		in := c.Widget.Config.(*BoxConfig).Inner
+		g := in.Config.(*GearConfig)
+		if in.Type != tc.typed || g.Teeth != tc.teeth || g.Ratio != tc.ratio || g.Label != tc.label {
+			t.Errorf("%q: inner = %s %+v", tc.text, in.Type, g)
+		}
 	}
 	if len(b.Extras) != 2 || b.Extras[0].Type != "gear" || !reflect.DeepEqual(b.Extras[1].Config.(*GearConfig).Sizes, []int{1, 2}) {
 		t.Errorf("extras = %+v", b.Extras)
@@ -248,6 +278,8 @@ func TestDecodeErrors(t *testing.T) {
 		{"nested list component", "widget: {type: box, extras: [{type: gear, bad: 1}]}\n", nil, []string{"widget.extras.0.bad: unknown key"}},
 		{"validate", "widget: {type: gear, teeth: -1}\n", nil, []string{"widget: teeth must be >= 0 (in widget \"gear\")"}},
 		{"set typo names --set", "widget: {type: gear}\n", []string{"widget.teth=3"}, []string{"--set widget.teth: widget.teth: unknown key \"teth\""}},
+		{"set under a missing parent names --set", "widget: {type: box}\n", []string{"widget.nothere.x=1"}, []string{"--set widget.nothere.x: widget.nothere: unknown key \"nothere\""}},
+		{"list element without type", "widget: {type: box, extras: [{teeth: 1}]}\n", nil, []string{"widget.extras.0: widget needs a `type:`"}},
 		{"several errors at once", "sede: 1\nwidget: {type: gear, teeth: x}\n", nil, []string{"sede", "widget.teeth"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -296,7 +328,7 @@ func TestResolvedRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	text := string(out)
-	for _, want := range []string{"seed: 3", "type: box", "inner:\n    type: gear\n    teeth: 9\n    ratio: 1.5", "lr: 0.1"} {
+	for _, want := range []string{"seed: 3", "type: box", "inner:\n    type: gear\n    teeth: 9\n    ratio: 2.5", "lr: 0.1"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("resolved config\n%s\nlacks %q", text, want)
 		}

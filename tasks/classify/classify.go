@@ -12,6 +12,7 @@ import (
 	"iter"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
@@ -48,6 +49,10 @@ type Config struct {
 	Data            DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
 	Backbone        registry.Spec[core.Backbone]   `mapstructure:"backbone" doc:"feature network"`
 	Pool            string                         `mapstructure:"pool" doc:"features fed to the head: mean (patch tokens, then LayerNorm, as BEiT) or cls"`
+	Mode            string                         `mapstructure:"mode" doc:"finetune (train everything) or linear_probe (frozen backbone, linear head on one layer's features)"`
+	ProbeLayer      int                            `mapstructure:"probe_layer" doc:"linear_probe: block whose output is probed (-1 = the final normed tokens)"`
+	Mix             MixConfig                      `mapstructure:"mix" doc:"Mixup/CutMix on training batches"`
+	Erasing         ErasingConfig                  `mapstructure:"erasing" doc:"random erasing on training images"`
 	Loss            registry.Spec[core.Loss]       `mapstructure:"loss" doc:"classification loss"`
 	Optimizer       registry.Spec[optim.Optimizer] `mapstructure:"optimizer" doc:"optimizer and lr schedule"`
 }
@@ -59,6 +64,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Pool != "mean" && c.Pool != "cls" {
 		return fmt.Errorf("pool must be mean or cls, got %q", c.Pool)
+	}
+	if c.Mode != ModeFinetune && c.Mode != ModeLinearProbe {
+		return fmt.Errorf("mode must be %s or %s, got %q", ModeFinetune, ModeLinearProbe, c.Mode)
+	}
+	if err := c.Mix.Validate(); err != nil {
+		return err
+	}
+	if err := c.Erasing.Validate(); err != nil {
+		return err
 	}
 	if !c.Data.Train.IsSet() || !c.Data.Val.IsSet() || !c.Backbone.IsSet() {
 		return errors.New("data.train, data.val and backbone must be set")
@@ -79,9 +93,13 @@ func DefaultConfig() Config {
 		Data: DataConfig{
 			Augment: data.DefaultAugmentConfig(), BatchSize: 64, EvalBatch: 128,
 		},
-		Pool:      "mean",
-		Loss:      registry.Spec[core.Loss]{Type: "cross_entropy", Config: registry.MustDefaults(core.Losses, "cross_entropy")},
-		Optimizer: registry.Spec[optim.Optimizer]{Type: "adamw", Config: &opt},
+		Pool:       "mean",
+		Mode:       ModeFinetune,
+		ProbeLayer: -1,
+		Mix:        MixConfig{Prob: 1, SwitchProb: 0.5},
+		Erasing:    ErasingConfig{Area: [2]float64{0.02, 1.0 / 3}, MinRatio: 0.3},
+		Loss:       registry.Spec[core.Loss]{Type: "cross_entropy", Config: registry.MustDefaults(core.Losses, "cross_entropy")},
+		Optimizer:  registry.Spec[optim.Optimizer]{Type: "adamw", Config: &opt},
 	}
 }
 
@@ -90,6 +108,12 @@ func init() {
 		"image classification: backbone + pooled linear head, top-1/top-5 on the validation split each epoch",
 		DefaultConfig, func(c Config) (core.Task, error) { return &Task{cfg: c}, nil })
 }
+
+// Modes of the classification task.
+const (
+	ModeFinetune    = "finetune"
+	ModeLinearProbe = "linear_probe"
+)
 
 // Task is the classification task.
 type Task struct {
@@ -146,7 +170,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		if err != nil {
 			return example{}, fmt.Errorf("%s: %w", s.Path, err)
 		}
-		return example{pix: norm.Apply(v, nil), label: int32(s.Label)}, nil
+		pix := norm.Apply(v, nil)
+		cfg.Erasing.Apply(r, pix, v.H, v.W, v.C)
+		return example{pix: pix, label: int32(s.Label)}, nil
 	}, data.PipelineConfig{BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
 	if err != nil {
 		return fmt.Errorf("data.train: %w", err)
@@ -170,14 +196,26 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 
 	store := model.NewStore()
 	store.SetParam(model.ParamInitialSeed, env.Seed)
-	net := &Network{Backbone: backbone, NumClasses: numClasses, Pool: cfg.Pool}
+	net := &Network{Backbone: backbone, NumClasses: numClasses, Pool: cfg.Pool, Frozen: cfg.Mode == ModeLinearProbe, ProbeLayer: cfg.ProbeLayer}
 	adamw := opt.New()
+	if net.Frozen {
+		adamw.Trainable = func(p string) bool { return strings.HasPrefix(p, "/head/") }
+	}
+	mixing := cfg.Mix.Enabled()
+	smoothing := 0.0
+	if sm, ok := loss.(interface{ Smoothing() float64 }); ok {
+		smoothing = sm.Smoothing()
+	}
 	trainer := train.NewTrainer(env.Backend, store,
 		func(scope *model.Scope, images *Node) *Node {
 			return net.Logits(scope, images, scope.IsTraining(images.Graph()))
 		},
 		func(labels, preds []*Node) *Node {
-			l, err := loss.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
+			in := map[string]*Node{"logits": preds[0], "labels": labels[0]}
+			if mixing {
+				in = map[string]*Node{"logits": preds[0], "targets": labels[0]}
+			}
+			l, err := loss.Compute(nil, in)
 			if err != nil {
 				panic(err)
 			}
@@ -209,6 +247,14 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 			return nil, err
 		}
 		images, labels := toTensors(b.Items, size, channels)
+		if mixing {
+			pix := tensors.MustCopyFlatData[float32](images)
+			lab := tensors.MustCopyFlatData[int32](labels)
+			r := data.StreamRNG(env.Seed, mixStream, s.Epoch, s.Batch)
+			targets := cfg.Mix.MixBatch(r, pix, lab, size, size, channels, numClasses, smoothing)
+			images = tensors.FromFlatDataAndDimensions(pix, len(lab), size, size, channels)
+			labels = tensors.FromFlatDataAndDimensions(targets, len(lab), numClasses)
+		}
 		lr := opt.BaseLR() * opt.Schedule().Factor(int(s.Step), total)
 		if err := optim.SetLR(store, lr); err != nil {
 			return nil, err
@@ -226,9 +272,14 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		batches.close()
 		batches = nil
 		t0 := time.Now()
-		top1, top5, err := evaluate(evalExec, valPipe, size, channels, numClasses)
+		top1, top5, conf, err := evaluate(evalExec, valPipe, size, channels, numClasses)
 		if err != nil {
 			return nil, 0, err
+		}
+		if numClasses <= maxConfusionClasses {
+			if err := writeConfusion(env.Path(core.ImagesDir, fmt.Sprintf("confusion_epoch%03d.png", epoch)), conf); err != nil {
+				return nil, 0, err
+			}
 		}
 		m := map[string]float64{"top1": top1, "top5": top5, "eval_seconds": time.Since(t0).Seconds()}
 		for k, v := range trainPipe.Stats().Metrics("data_") {
@@ -261,12 +312,27 @@ type Network struct {
 	Backbone   core.Backbone
 	NumClasses int
 	Pool       string
+	// Frozen makes a linear probe: the backbone's variables are not trained
+	// and no gradient flows into it; the head reads layer ProbeLayer (-1:
+	// the final tokens) through a parameter-free normalisation.
+	Frozen     bool
+	ProbeLayer int
 }
 
 // Logits builds images [B,H,W,C] -> logits [B, NumClasses].
 func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node {
-	f := n.Backbone.Forward(scope.In("backbone"), images, core.ForwardOptions{Training: training})
+	bs := scope.In("backbone")
+	f := n.Backbone.Forward(bs, images, core.ForwardOptions{Training: training && !n.Frozen})
 	x := f.Tokens
+	if n.Frozen {
+		if n.ProbeLayer >= 0 && n.ProbeLayer < len(f.Layers) {
+			x = f.Layers[n.ProbeLayer]
+		}
+		x = StopGradient(x)
+		for v := range bs.IterVariables() {
+			v.SetTrainable(false)
+		}
+	}
 	var feat *Node
 	switch {
 	case n.Pool == "cls" && f.HasCLS:
@@ -277,7 +343,10 @@ func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node 
 		feat = ReduceMean(x, 1)
 	}
 	hs := scope.In("head")
-	if n.Pool == "mean" {
+	switch {
+	case n.Frozen:
+		feat = standardize(feat)
+	case n.Pool == "mean":
 		feat = layerNorm(hs.In("fc_norm"), feat)
 	}
 	g := images.Graph()
@@ -298,6 +367,27 @@ func layerNorm(scope *model.Scope, x *Node) *Node {
 	variance := ReduceAndKeep(Square(xc), ReduceMean, -1)
 	return Add(Mul(Div(xc, Sqrt(AddScalar(variance, 1e-6))), ExpandLeftToRank(gamma, x.Rank())), ExpandLeftToRank(beta, x.Rank()))
 }
+
+// standardize normalises each feature vector to zero mean and unit variance
+// without learned parameters (the BatchNorm-free normalisation of the linear probe).
+func standardize(x *Node) *Node {
+	mean := ReduceAndKeep(x, ReduceMean, -1)
+	xc := Sub(x, mean)
+	return Div(xc, Sqrt(AddScalar(ReduceAndKeep(Square(xc), ReduceMean, -1), 1e-6)))
+}
+
+func argmax(row []float32) int {
+	best := 0
+	for j, v := range row {
+		if v > row[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// mixStream separates the Mixup/CutMix random stream from the per-sample ones.
+const mixStream = 0x6d6978
 
 // openSplit builds a dataset and optionally keeps a seeded random subset.
 func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64) (data.Dataset, error) {
@@ -341,12 +431,16 @@ func toTensors(items []example, size, channels int) (*tensors.Tensor, *tensors.T
 // evaluate computes top-1 and top-5 accuracy over the validation pipeline.
 // The last, partial batch is padded to the full batch size so that one
 // compiled graph serves every batch.
-func evaluate(exec *model.Exec, pipe *data.Pipeline[example], size, channels, numClasses int) (top1, top5 float64, err error) {
+func evaluate(exec *model.Exec, pipe *data.Pipeline[example], size, channels, numClasses int) (top1, top5 float64, confusion [][]int, err error) {
 	bs := pipe.Config().BatchSize
 	var n, c1, c5 int
+	confusion = make([][]int, numClasses)
+	for i := range confusion {
+		confusion[i] = make([]int, numClasses)
+	}
 	for b, err := range pipe.Epoch(0) {
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		items := b.Items
 		for len(items) < bs {
@@ -355,12 +449,13 @@ func evaluate(exec *model.Exec, pipe *data.Pipeline[example], size, channels, nu
 		images, _ := toTensors(items, size, channels)
 		out, err := exec.Exec(images)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, nil, err
 		}
 		logits := tensors.MustCopyFlatData[float32](out[0])
 		for i, it := range b.Items {
 			row := logits[i*numClasses : (i+1)*numClasses]
 			r := Rank(row, int(it.label))
+			confusion[it.label][argmax(row)]++
 			if r < 1 {
 				c1++
 			}
@@ -371,9 +466,9 @@ func evaluate(exec *model.Exec, pipe *data.Pipeline[example], size, channels, nu
 		}
 	}
 	if n == 0 {
-		return 0, 0, errors.New("validation split produced no batches")
+		return 0, 0, nil, errors.New("validation split produced no batches")
 	}
-	return float64(c1) / float64(n), float64(c5) / float64(n), nil
+	return float64(c1) / float64(n), float64(c5) / float64(n), confusion, nil
 }
 
 // Rank is the number of classes scored strictly higher than class label (0

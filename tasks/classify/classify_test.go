@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gomlx/gomlx/core/tensors"
+
 	"github.com/peco-dev/peco/core"
 	_ "github.com/peco-dev/peco/registry/builtin"
 	"github.com/peco-dev/peco/tasks/classify"
@@ -68,9 +70,9 @@ func (w *cancelWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func run(t *testing.T, cfgPath, out string, resume bool, stderr io.Writer, ctx context.Context) error {
+func run(t *testing.T, cfgPath, out string, resume bool, stderr io.Writer, ctx context.Context, sets ...string) error {
 	t.Helper()
-	exp, resolved, err := core.LoadExperiment(cfgPath, nil)
+	exp, resolved, err := core.LoadExperiment(cfgPath, sets)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,5 +195,78 @@ func TestRank(t *testing.T) {
 		if got := classify.Rank(tc.logits, tc.label); got != tc.want {
 			t.Errorf("Rank(%v, %d) = %d, want %d", tc.logits, tc.label, got, tc.want)
 		}
+	}
+}
+
+func TestLinearProbeFreezesBackbone(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny model; skipped with -short")
+	}
+	cfg := writeConfig(t)
+	dir := filepath.Join(t.TempDir(), "probe")
+	err := run(t, cfg, dir, false, io.Discard, context.Background(),
+		"task.mode=linear_probe", "task.probe_layer=0", "task.epochs=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := core.LoadCheckpoint(core.CheckpointPath(filepath.Join(dir, core.CheckpointsDir), 3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := core.LoadCheckpoint(filepath.Join(dir, core.CheckpointsDir, "last.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nb, nh int
+	for p, v := range last.Variables {
+		if !strings.HasPrefix(p, "/backbone/") && !strings.HasPrefix(p, "/head/") {
+			continue
+		}
+		a := tensors.MustCopyFlatData[float32](v)
+		b := tensors.MustCopyFlatData[float32](first.Variables[p])
+		same := true
+		for i := range a {
+			if a[i] != b[i] {
+				same = false
+			}
+		}
+		switch {
+		case strings.HasPrefix(p, "/backbone/"):
+			nb++
+			if !same {
+				t.Errorf("backbone variable %s changed during linear probing", p)
+			}
+		case strings.HasPrefix(p, "/head/"):
+			nh++
+			if same {
+				t.Errorf("head variable %s did not train", p)
+			}
+		}
+	}
+	if nb == 0 || nh == 0 {
+		t.Fatalf("checkpoint holds %d backbone and %d head variables", nb, nh)
+	}
+}
+
+func TestMixupCutMixRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny model; skipped with -short")
+	}
+	cfg := writeConfig(t)
+	dir := filepath.Join(t.TempDir(), "mix")
+	err := run(t, cfg, dir, false, io.Discard, context.Background(),
+		"task.mix={mixup: 0.8, cutmix: 1.0, prob: 1.0, switch_prob: 0.5}", "task.erasing.prob=0.25",
+		"task.loss.label_smoothing=0.1", "task.epochs=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := series(t, dir)
+	for k, v := range s {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Errorf("%s = %v", k, v)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, core.ImagesDir, "confusion_epoch000.png")); err != nil {
+		t.Errorf("no confusion matrix image: %v", err)
 	}
 }
