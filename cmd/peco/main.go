@@ -48,6 +48,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newRunCmd(stdout, stderr), newConfigCmd(stdout), newComponentsCmd(stdout), newVersionCmd(stdout))
+	root.AddCommand(newBenchCmd(stdout, stderr), newBenchWorkerCmd(stdout))
 	return root
 }
 

@@ -1,0 +1,239 @@
+// Package bench measures peco's training steps and input pipeline on the
+// workloads the project compares with PyTorch (see bench/README.md): a
+// BEiT-style MIM step and a fine-tuning step of ViT-Tiny/4 on 32px images,
+// and the CIFAR-10 input pipeline. `peco bench` runs each workload in a
+// child process (so its peak memory is its own), runs the PyTorch peer on the
+// same workload in the same invocation, and writes a table and JSON results.
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
+	"github.com/gomlx/gomlx/ml/train"
+
+	"github.com/peco-dev/peco/backbones/vit"
+	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/losses"
+	"github.com/peco-dev/peco/optim"
+)
+
+// Workload is one benchmarked step.
+type Workload struct {
+	Name string
+	Doc  string
+	// Batch is the number of images per step.
+	Batch int
+	// Layers, Dim, Heads, Patch, Image describe the ViT.
+	Layers, Dim, Heads, Patch, Image int
+	// Vocab > 0 makes a MIM step predicting Vocab tokens at Masked positions;
+	// Classes > 0 makes a fine-tuning step with a Classes-way head.
+	Vocab, Masked, Classes int
+	// Peer names the PyTorch peer's mode in bench/peers/torch_peer.py.
+	Peer string
+}
+
+// Workloads lists the benchmarked workloads by name.
+var Workloads = map[string]Workload{
+	"mim-tiny4-12l-b64": {Name: "mim-tiny4-12l-b64", Doc: "MIM step, ViT-Tiny/4 32px, 12 layers, vocab 1024, 26/64 masked, batch 64",
+		Batch: 64, Layers: 12, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim"},
+	"mim-tiny4-4l-b32": {Name: "mim-tiny4-4l-b32", Doc: "MIM step, ViT-Tiny/4 32px, 4 layers, vocab 1024, 26/64 masked, batch 32",
+		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim"},
+	"finetune-tiny4-12l-b64": {Name: "finetune-tiny4-12l-b64", Doc: "fine-tuning step, ViT-Tiny/4 32px, 12 layers, 10-way head, batch 64",
+		Batch: 64, Layers: 12, Dim: 192, Heads: 3, Patch: 4, Image: 32, Classes: 10, Peer: "finetune"},
+}
+
+// Names lists the workload names, sorted.
+func Names() []string {
+	var out []string
+	for n := range Workloads {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Result is one measurement.
+type Result struct {
+	Workload   string  `json:"workload"`
+	Impl       string  `json:"impl"`
+	Backend    string  `json:"backend,omitempty"`
+	Batch      int     `json:"batch"`
+	SecPerStep float64 `json:"sec_per_step"`
+	ImgPerSec  float64 `json:"img_per_sec"`
+	CompileSec float64 `json:"compile_sec,omitempty"`
+	Iters      int     `json:"iters"`
+	MaxRSSMiB  float64 `json:"max_rss_mib,omitempty"`
+	Loss       float64 `json:"loss,omitempty"`
+	Note       string  `json:"note,omitempty"`
+}
+
+// RunStep times w's training step on backend: warm-up steps (the first
+// compiles), then iters timed steps; the median step time is reported.
+func RunStep(backend compute.Backend, w Workload, warmup, iters int) (Result, error) {
+	res := Result{Workload: w.Name, Impl: "peco", Backend: backend.Name(), Batch: w.Batch, Iters: iters}
+	m, err := vit.NewViT(vit.Config{
+		ImageSize: w.Image, PatchSize: w.Patch, InChannels: 3, Dim: w.Dim, Depth: w.Layers, Heads: w.Heads,
+		MLPRatio: 4, QKVBias: true, UseCLS: true, AbsPosEmb: true, RelPosBias: vit.RelPosNone,
+		LayerNormEps: 1e-6, InitStd: 0.02, DType: "float32",
+	})
+	if err != nil {
+		return res, err
+	}
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, int64(0))
+	opt := &optim.AdamW{Config: optim.DefaultAdamW()}
+	opt.Config.ClipGrad = 0 // the peer does not clip
+	if err := optim.SetLR(store, 1.5e-3); err != nil {
+		return res, err
+	}
+	ce := losses.CrossEntropy{Config: losses.CrossEntropyConfig{Weight: 1}}
+	np := (w.Image / w.Patch) * (w.Image / w.Patch)
+	r := rand.New(rand.NewPCG(0, 1))
+
+	var trainer *train.Trainer
+	var makeBatch func() train.Batch
+	if w.Vocab > 0 {
+		trainer = train.NewTrainer(backend, store,
+			func(scope *model.Scope, spec any, in []*Node) []*Node {
+				images, mask, rows := in[0], in[1], in[2]
+				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Mask: mask, Training: true})
+				b := images.Shape().Dim(0)
+				patches := Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()) // drop [CLS]
+				flat := Reshape(patches, b*np, w.Dim)
+				masked := Gather(flat, ExpandAxes(rows, -1)) // only the masked rows reach the head
+				return []*Node{dense(scope.In("head"), masked, w.Vocab)}
+			},
+			func(labels, preds []*Node) *Node {
+				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
+				if err != nil {
+					panic(err)
+				}
+				return l
+			}, opt, nil, nil)
+		makeBatch = func() train.Batch {
+			images := randomImages(r, w)
+			mask := make([]bool, w.Batch*np)
+			rows := make([]int32, 0, w.Batch*w.Masked)
+			for i := 0; i < w.Batch; i++ {
+				for _, j := range r.Perm(np)[:w.Masked] {
+					mask[i*np+j] = true
+				}
+				for j := 0; j < np; j++ {
+					if mask[i*np+j] {
+						rows = append(rows, int32(i*np+j))
+					}
+				}
+			}
+			targets := make([]int32, len(rows))
+			for i := range targets {
+				targets[i] = int32(r.IntN(w.Vocab))
+			}
+			return train.Batch{
+				Inputs: []*tensors.Tensor{images, tensors.FromFlatDataAndDimensions(mask, w.Batch, np),
+					tensors.FromFlatDataAndDimensions(rows, len(rows))},
+				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(targets, len(targets))},
+			}
+		}
+	} else {
+		trainer = train.NewTrainer(backend, store,
+			func(scope *model.Scope, images *Node) *Node {
+				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Training: true})
+				pooled := ReduceMean(Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()), 1)
+				return dense(scope.In("head"), pooled, w.Classes)
+			},
+			func(labels, preds []*Node) *Node {
+				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
+				if err != nil {
+					panic(err)
+				}
+				return l
+			}, opt, nil, nil)
+		makeBatch = func() train.Batch {
+			labels := make([]int32, w.Batch)
+			for i := range labels {
+				labels[i] = int32(r.IntN(w.Classes))
+			}
+			return train.Batch{Inputs: []*tensors.Tensor{randomImages(r, w)},
+				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, w.Batch)}}
+		}
+	}
+	step := func() (float64, error) {
+		mt, err := trainer.TrainStep(makeBatch())
+		if err != nil {
+			return 0, err
+		}
+		return float64(tensors.ToScalar[float32](mt[0])), nil
+	}
+	t0 := time.Now()
+	for i := 0; i < max(warmup, 1); i++ {
+		if _, err := step(); err != nil {
+			return res, fmt.Errorf("%s: warm-up step: %w", w.Name, err)
+		}
+		if i == 0 {
+			res.CompileSec = time.Since(t0).Seconds()
+		}
+	}
+	var times []float64
+	for i := 0; i < iters; i++ {
+		t := time.Now()
+		loss, err := step()
+		if err != nil {
+			return res, fmt.Errorf("%s: step %d: %w", w.Name, i, err)
+		}
+		times = append(times, time.Since(t).Seconds())
+		res.Loss = loss
+	}
+	sort.Float64s(times)
+	res.SecPerStep = times[len(times)/2]
+	res.ImgPerSec = float64(w.Batch) / res.SecPerStep
+	return res, nil
+}
+
+func randomImages(r *rand.Rand, w Workload) *tensors.Tensor {
+	pix := make([]float32, w.Batch*w.Image*w.Image*3)
+	for i := range pix {
+		pix[i] = float32(r.NormFloat64())
+	}
+	return tensors.FromFlatDataAndDimensions(pix, w.Batch, w.Image, w.Image, 3)
+}
+
+// dense is a linear layer with weight [in, out] and bias.
+func dense(scope *model.Scope, x *Node, out int) *Node {
+	g := x.Graph()
+	in := x.Shape().Dim(-1)
+	wt := scope.WithInitializer(initializer.RandomNormalFn(scope, 0.02)).VariableWithShape("weight", shapes.Make(dtypes.Float32, in, out)).NodeValue(g)
+	b := scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, out)).NodeValue(g)
+	return Add(MatMul(x, wt), ExpandLeftToRank(b, x.Rank()))
+}
+
+// Table renders results as a Markdown table with ours/peer ratios.
+func Table(results []Result) string {
+	var b strings.Builder
+	b.WriteString("| workload | impl | batch | s/step | img/s | ratio ours/peer | peak RSS MiB | compile s |\n|---|---|---|---|---|---|---|---|\n")
+	peer := map[string]float64{}
+	for _, r := range results {
+		if r.Impl != "peco" && r.ImgPerSec > 0 {
+			peer[r.Workload] = r.ImgPerSec
+		}
+	}
+	for _, r := range results {
+		ratio := ""
+		if p, ok := peer[r.Workload]; ok && r.Impl == "peco" && r.ImgPerSec > 0 {
+			ratio = fmt.Sprintf("%.2fx", r.ImgPerSec/p)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d | %.3f | %.1f | %s | %.0f | %.1f |\n",
+			r.Workload, r.Impl, r.Batch, r.SecPerStep, r.ImgPerSec, ratio, r.MaxRSSMiB, r.CompileSec)
+	}
+	return b.String()
+}

@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/peco-dev/peco/bench"
+	"github.com/peco-dev/peco/core"
+)
+
+// newBenchCmd is `peco bench`: our training steps side by side with the
+// PyTorch peer, each in its own process, in one invocation.
+func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
+	var iters, warmup int
+	var python, peerScript, out, backend string
+	var noPeer bool
+	cmd := &cobra.Command{
+		Use:   "bench [WORKLOAD...]",
+		Short: "time training steps against the PyTorch peer on the same workloads; print a table, save JSON",
+		Long: "Workloads: " + strings.Join(bench.Names(), ", ") + ` (default: all).
+Each workload runs in a child process (peak RSS is its own), first ours, then the
+PyTorch peer (bench/peers/torch_peer.py with --python, Debian's python3-torch),
+in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			names := args
+			if len(names) == 0 {
+				names = bench.Names()
+			}
+			for _, n := range names {
+				if _, ok := bench.Workloads[n]; !ok {
+					return fmt.Errorf("unknown workload %q; workloads: %s", n, strings.Join(bench.Names(), ", "))
+				}
+			}
+			self, err := os.Executable()
+			if err != nil {
+				return err
+			}
+			var results []bench.Result
+			for _, n := range names {
+				w := bench.Workloads[n]
+				fmt.Fprintf(stderr, "bench %s: peco...\n", n)
+				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend})
+				if err != nil {
+					return fmt.Errorf("bench %s (peco): %w", n, err)
+				}
+				results = append(results, r)
+				if noPeer {
+					continue
+				}
+				fmt.Fprintf(stderr, "bench %s: torch...\n", n)
+				p, err := runChild(python, []string{peerScript, w.Peer, strconv.Itoa(w.Layers), strconv.Itoa(w.Batch), strconv.Itoa(warmup), strconv.Itoa(iters)})
+				if err != nil {
+					return fmt.Errorf("bench %s (peer %s %s; install it with apt-get install python3-torch libopenblas0-pthread, or pass --no-peer): %w", n, python, peerScript, err)
+				}
+				p.Workload = n
+				results = append(results, p)
+			}
+			host, _ := os.Hostname()
+			report := map[string]any{
+				"date": time.Now().UTC().Format(time.RFC3339), "host": host, "machine": machine(),
+				"go": runtime.Version(), "gomlx": core.GoMLXVersion(), "peco": core.Version,
+				"command": os.Args, "results": results,
+			}
+			fmt.Fprintf(stdout, "machine: %s, %s\n\n%s", machine(), runtime.Version(), bench.Table(results))
+			if out == "" {
+				return nil
+			}
+			if err := os.MkdirAll(out, 0o755); err != nil {
+				return err
+			}
+			b, err := json.MarshalIndent(report, "", "  ")
+			if err != nil {
+				return err
+			}
+			path := filepath.Join(out, fmt.Sprintf("bench-%s-%s.json", time.Now().UTC().Format("20060102-150405"), host))
+			if err := core.WriteFileAtomic(path, append(b, '\n')); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "\nsaved %s\n", path)
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&iters, "iters", 5, "timed steps per workload (the median is reported)")
+	cmd.Flags().IntVar(&warmup, "warmup", 2, "untimed steps first (the first one compiles)")
+	cmd.Flags().StringVar(&python, "python", "/usr/bin/python3", "python with torch, for the peer")
+	cmd.Flags().StringVar(&peerScript, "peer-script", filepath.Join("bench", "peers", "torch_peer.py"), "the PyTorch peer script")
+	cmd.Flags().BoolVar(&noPeer, "no-peer", false, "skip the PyTorch peer")
+	cmd.Flags().StringVar(&out, "out", filepath.Join("bench", "results"), "folder for the JSON results (empty: do not save)")
+	cmd.Flags().StringVar(&backend, "backend", "", "compute backend for our steps (default $PECO_BACKEND or go)")
+	return cmd
+}
+
+// newBenchWorkerCmd is the hidden child that times one workload and prints
+// its result as JSON.
+func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
+	var iters, warmup int
+	var backend, cpuProfile string
+	cmd := &cobra.Command{
+		Use:    "bench-worker WORKLOAD",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			w, ok := bench.Workloads[args[0]]
+			if !ok {
+				return fmt.Errorf("unknown workload %q", args[0])
+			}
+			b, desc, err := core.OpenBackend(backend)
+			if err != nil {
+				return err
+			}
+			defer b.Finalize()
+			if cpuProfile != "" {
+				f, err := os.Create(cpuProfile)
+				if err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("--cpuprofile: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
+			r, err := bench.RunStep(b, w, warmup, iters)
+			if err != nil {
+				return err
+			}
+			r.Note = desc
+			return json.NewEncoder(stdout).Encode(r)
+		},
+	}
+	cmd.Flags().IntVar(&iters, "iters", 5, "timed steps")
+	cmd.Flags().IntVar(&warmup, "warmup", 2, "untimed steps")
+	cmd.Flags().StringVar(&backend, "backend", "", "compute backend")
+	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the workload to this file")
+	return cmd
+}
+
+// runChild runs a command that prints one JSON Result line last, and adds
+// its peak RSS.
+func runChild(name string, args []string) (bench.Result, error) {
+	var r bench.Result
+	c := exec.Command(name, args...)
+	var outBuf, errBuf bytes.Buffer
+	c.Stdout, c.Stderr = &outBuf, &errBuf
+	if err := c.Run(); err != nil {
+		return r, fmt.Errorf("%w: %s", err, lastLines(errBuf.String(), 5))
+	}
+	lines := strings.Split(strings.TrimSpace(outBuf.String()), "\n")
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
+		return r, fmt.Errorf("reading the result line %q: %w", lines[len(lines)-1], err)
+	}
+	if ru, ok := c.ProcessState.SysUsage().(*syscall.Rusage); ok && ru.Maxrss > 0 {
+		r.MaxRSSMiB = float64(ru.Maxrss) / 1024 // Linux reports KiB
+	}
+	return r, nil
+}
+
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimSpace(s), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
+
+// machine describes the CPU and core count.
+func machine() string {
+	model := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(line, "model name") {
+				if _, v, ok := strings.Cut(line, ":"); ok {
+					model = strings.TrimSpace(v)
+				}
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores (%s/%s)", model, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+}
