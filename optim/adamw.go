@@ -2,6 +2,7 @@ package optim
 
 import (
 	"fmt"
+	"math"
 	"path"
 
 	"github.com/gomlx/compute/dtypes"
@@ -216,4 +217,16 @@ func GradNorm(store *model.Store) float64 {
 	}
 	f, _ := v.MustValue().Value().(float32)
 	return float64(f)
+}
+
+// LayerDecay returns an AdamW.LRScale for BEiT's layer-wise learning-rate
+// decay: a variable in layer group id (layerID(path), from 0 for the
+// embeddings to numLayers+1 for the head) gets
+// decay^(numLayers + 1 - id) times the lr, so the head keeps the full lr
+// and each block below it decay times less. For a vit backbone, numLayers
+// is its depth and layerID is vit.LayerID with that depth.
+func LayerDecay(decay float64, numLayers int, layerID func(variablePath string) int) func(variablePath string) float64 {
+	return func(p string) float64 {
+		return math.Pow(decay, float64(numLayers+1-layerID(p)))
+	}
 }

@@ -48,7 +48,9 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(newRunCmd(stdout, stderr), newConfigCmd(stdout), newComponentsCmd(stdout), newVersionCmd(stdout))
+	root.AddCommand(newTokenizeCmd(stdout))
 	root.AddCommand(newBenchCmd(stdout, stderr), newBenchWorkerCmd(stdout))
+	root.AddCommand(newClassifyCmd(stdout))
 	return root
 }
 

@@ -4,9 +4,13 @@
 package builtin
 
 import (
-	_ "github.com/peco-dev/peco/backbones/vit"  // backbone: vit
-	_ "github.com/peco-dev/peco/data"           // dataset: image_folder, mnist, coco, ade20k
-	_ "github.com/peco-dev/peco/losses"         // loss: cross_entropy
-	_ "github.com/peco-dev/peco/optim"          // optimizer: adamw; schedule: cosine, constant
-	_ "github.com/peco-dev/peco/tasks/classify" // task: classification
+	_ "github.com/peco-dev/peco/backbones/mobilenet"
+	_ "github.com/peco-dev/peco/backbones/vit"   // backbone: vit
+	_ "github.com/peco-dev/peco/data"            // dataset: image_folder, mnist, coco, ade20k
+	_ "github.com/peco-dev/peco/losses"          // loss: cross_entropy
+	_ "github.com/peco-dev/peco/optim"           // optimizer: adamw; schedule: cosine, constant
+	_ "github.com/peco-dev/peco/tasks/classify"  // task: classification
+	_ "github.com/peco-dev/peco/tasks/mim"       // task: mim; tokenizer: pixels (core: pretrained)
+	_ "github.com/peco-dev/peco/tasks/tokenizer" // task: tokenizer (losses: l1, l2, logit_laplace, vq, kl_uniform, perceptual)
+	_ "github.com/peco-dev/peco/tokenizers"      // tokenizer: vqvae, dvae
 )

@@ -1,0 +1,98 @@
+package mim
+
+import (
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+	"github.com/gomlx/gomlx/ml/model"
+	"github.com/gomlx/gomlx/ml/model/initializer"
+	"github.com/gomlx/gomlx/support/exceptions"
+
+	"github.com/peco-dev/peco/core"
+)
+
+// Store scopes of the MIM model's parts. The backbone's scope is what the
+// classification task loads from a pre-training checkpoint.
+const (
+	BackboneScope  = "backbone"
+	TokenizerScope = "tokenizer"
+	HeadScope      = "lm_head"
+)
+
+// Network is BEiT's masked-image-modeling model: the backbone sees the image
+// with masked patches replaced by its [MASK] token, and a linear head maps
+// the output features of the masked patches (or of all patches, with
+// PredictAll) to the target's space.
+type Network struct {
+	Backbone     core.Backbone
+	Target       Target
+	GridH, GridW int
+	// NumMasked is the fixed number of masked patches per image.
+	NumMasked int
+	// PredictAll scores every patch instead of the masked ones (BEiT's
+	// "predict all tokens" ablation); accuracy still counts masked patches.
+	PredictAll bool
+}
+
+// Loss builds the training (or evaluation) objective of one batch:
+//
+//	images  [B, H, W, C]  the model's view
+//	view    [B, h, w, C]  the tokenizer's view of the same crop
+//	mask    [B, N]        1 (or true) for masked patches
+//	index   [B*NumMasked] int32 flat indices b*N + patch of the masked
+//	                      patches, per image in increasing order
+//
+// It returns the scalar loss and the number of masked patches whose token is
+// predicted right (0 for pixel targets). The tokenizer runs under scope
+// "tokenizer" and its variables are marked non-trainable; the backbone runs
+// under "backbone", the head under "lm_head".
+func (n *Network) Loss(scope *model.Scope, images, view, mask, index *Node, training bool) (loss, correct *Node) {
+	feats, targets, rowMask := n.Rows(scope, images, view, mask, index, training)
+	pred := n.Head(scope.In(HeadScope), feats)
+	if n.PredictAll {
+		loss, _ = n.Target.Loss(pred, targets, nil)
+		_, correct = n.Target.Loss(pred, targets, rowMask)
+		return loss, correct
+	}
+	return n.Target.Loss(pred, targets, nil)
+}
+
+// Rows computes the backbone features [R, D] and the targets of the scored
+// rows (R = B*NumMasked, or B*N with PredictAll), plus, with PredictAll, the
+// [R] 0/1 mask of the masked rows (nil otherwise).
+func (n *Network) Rows(scope *model.Scope, images, view, mask, index *Node, training bool) (feats, targets, rowMask *Node) {
+	tokScope := scope.In(TokenizerScope)
+	targets = n.Target.Compute(tokScope, view, n.GridH, n.GridW)
+	core.FreezeScope(scope.Store(), tokScope.Scope())
+
+	f := n.Backbone.Forward(scope.In(BackboneScope), images, core.ForwardOptions{Mask: mask, Training: training})
+	x := f.Tokens
+	if f.HasCLS {
+		x = Slice(x, AxisRange(), AxisRange(1), AxisRange())
+	}
+	b, np, d := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2)
+	if np != n.GridH*n.GridW {
+		exceptions.Panicf("mim: backbone gives %d patch tokens, want %dx%d", np, n.GridH, n.GridW)
+	}
+	x = Reshape(x, b*np, d)
+	flatTargets := Reshape(targets, append([]int{b * np}, targets.Shape().Dimensions[2:]...)...)
+	if n.PredictAll {
+		return x, flatTargets, Reshape(ConvertDType(mask, dtypes.Float32), b*np)
+	}
+	if index.Shape().Size() != b*n.NumMasked {
+		exceptions.Panicf("mim: index has %d entries, want batch %d x %d masked", index.Shape().Size(), b, n.NumMasked)
+	}
+	idx := Reshape(ConvertDType(index, dtypes.Int32), b*n.NumMasked, 1)
+	return Gather(x, idx, true), Gather(flatTargets, idx, true), nil
+}
+
+// Head is BEiT's lm_head: a linear layer on the features (weights
+// truncated-normal-like std 0.02, zero bias) to the target's Dim.
+func (n *Network) Head(scope *model.Scope, x *Node) *Node {
+	g := x.Graph()
+	d, k := x.Shape().Dim(-1), n.Target.Dim()
+	w := scope.WithInitializer(initializer.RandomNormalFn(scope, 0.02)).
+		VariableWithShape("weight", shapes.Make(dtypes.Float32, d, k)).NodeValue(g)
+	bias := scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, k)).NodeValue(g)
+	return Add(MatMul(x, w), ExpandLeftToRank(bias, 2))
+}

@@ -1,0 +1,543 @@
+// Package tokenizer is the tokenizer-training task: a tokenizers.Trainable
+// (vqvae, dvae) trained on an image dataset with a composite loss (a list of
+// weighted loss terms, each logged) and AdamW, with per-epoch reconstruction
+// quality (PSNR, L1 on [0,1] pixels), codebook health (codes used,
+// perplexity, dead codes) and reconstruction grids in the run's images/.
+//
+// Conventions the pre-training tasks rely on: the tokenizer's variables live
+// under the store scope /tokenizer, its spec is at task.tokenizer in the
+// run's config.yaml, and the run ends with checkpoints/last.ckpt
+// (LoadTrained reads all three).
+package tokenizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"github.com/gomlx/compute/dtypes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/data"
+	_ "github.com/peco-dev/peco/losses" // the loss terms
+	"github.com/peco-dev/peco/optim"
+	"github.com/peco-dev/peco/registry"
+	"github.com/peco-dev/peco/tokenizers"
+)
+
+// Scope is the store scope of the tokenizer's variables.
+const Scope = "tokenizer"
+
+// DataConfig selects the splits and their processing.
+type DataConfig struct {
+	Train     registry.Spec[data.Dataset] `mapstructure:"train" doc:"training split"`
+	Val       registry.Spec[data.Dataset] `mapstructure:"val" doc:"validation split (reconstruction metrics, codebook health, image grids)"`
+	Augment   data.AugmentConfig          `mapstructure:"augment" doc:"training augmentation and evaluation crop; normalize must be half (tokenizers take [-1, 1])"`
+	BatchSize int                         `mapstructure:"batch_size" doc:"training batch size"`
+	EvalBatch int                         `mapstructure:"eval_batch_size" doc:"evaluation batch size"`
+	Workers   int                         `mapstructure:"workers" doc:"decoding/augmentation goroutines (0 = number of CPUs)"`
+	MaxTrain  int                         `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
+	MaxVal    int                         `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
+}
+
+// Config configures the tokenizer task.
+type Config struct {
+	core.LoopConfig `mapstructure:",squash"`
+	Data            DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
+	Tokenizer       registry.Spec[core.Tokenizer]  `mapstructure:"tokenizer" doc:"the tokenizer to train (vqvae, dvae)"`
+	Losses          []registry.Spec[core.Loss]     `mapstructure:"losses" doc:"weighted loss terms summed into the training loss, e.g. [{type: l1}, {type: vq, beta: 0.25}, {type: perceptual, weight: 0.1, network: {...}}]"`
+	Optimizer       registry.Spec[optim.Optimizer] `mapstructure:"optimizer" doc:"optimizer and lr schedule"`
+	GridImages      int                            `mapstructure:"grid_images" doc:"validation images shown in each epoch's reconstruction grid (images/recon_epoch<N>.png)"`
+}
+
+// Validate checks the task-level keys.
+func (c *Config) Validate() error {
+	if err := c.LoopConfig.Validate(); err != nil {
+		return err
+	}
+	if !c.Data.Train.IsSet() || !c.Data.Val.IsSet() || !c.Tokenizer.IsSet() {
+		return errors.New("data.train, data.val and tokenizer must be set")
+	}
+	if len(c.Losses) == 0 {
+		return errors.New("losses must list at least one term")
+	}
+	if c.Data.BatchSize <= 0 || c.Data.EvalBatch <= 0 || c.Data.MaxTrain < 0 || c.Data.MaxVal < 0 || c.GridImages < 0 {
+		return errors.New("data.batch_size and data.eval_batch_size must be > 0; max_train, max_val and grid_images >= 0")
+	}
+	if c.Data.Augment.Normalize != tokenizers.InputNorm {
+		return fmt.Errorf("data.augment.normalize must be %q (tokenizers take images in [-1, 1]), got %q", tokenizers.InputNorm, c.Data.Augment.Normalize)
+	}
+	return nil
+}
+
+// DefaultConfig trains a vqvae with l1 + vq on 32px images for one epoch
+// with AdamW (lr 1e-3, no weight decay, cosine).
+func DefaultConfig() Config {
+	opt := optim.DefaultAdamW()
+	opt.LR, opt.WeightDecay, opt.ClipGrad = 1e-3, 0, 1
+	aug := data.DefaultAugmentConfig()
+	aug.Size, aug.Scale, aug.Normalize, aug.CropPct = 32, [2]float64{0.8, 1}, data.NormalizeHalf, 1
+	return Config{
+		LoopConfig: core.DefaultLoop(),
+		Data:       DataConfig{Augment: aug, BatchSize: 64, EvalBatch: 100},
+		Tokenizer:  registry.Spec[core.Tokenizer]{Type: "vqvae", Config: registry.MustDefaults(core.Tokenizers, "vqvae")},
+		Losses: []registry.Spec[core.Loss]{
+			{Type: "l1", Config: registry.MustDefaults(core.Losses, "l1")},
+			{Type: "vq", Config: registry.MustDefaults(core.Losses, "vq")},
+		},
+		Optimizer:  registry.Spec[optim.Optimizer]{Type: "adamw", Config: &opt},
+		GridImages: 8,
+	}
+}
+
+func init() {
+	registry.Register(core.Tasks, "tokenizer",
+		"train a visual tokenizer (vqvae, dvae) with a composite loss; PSNR, L1 and codebook health on the validation split each epoch",
+		DefaultConfig, func(c Config) (core.Task, error) { return &Task{cfg: c}, nil })
+}
+
+// Task is the tokenizer-training task.
+type Task struct{ cfg Config }
+
+// term is one built loss term with its log name.
+type term struct {
+	name string
+	loss core.Loss
+}
+
+// buildLosses builds the terms, naming each by its type (suffixed by its
+// index when a type repeats).
+func buildLosses(specs []registry.Spec[core.Loss]) ([]term, error) {
+	count := map[string]int{}
+	for _, s := range specs {
+		count[s.Type]++
+	}
+	var out []term
+	for i, s := range specs {
+		l, err := s.Build()
+		if err != nil {
+			return nil, fmt.Errorf("losses.%d: %w", i, err)
+		}
+		name := s.Type
+		if count[s.Type] > 1 {
+			name = fmt.Sprintf("%s_%d", s.Type, i)
+		}
+		out = append(out, term{name: name, loss: l})
+	}
+	return out, nil
+}
+
+// LossGraph runs the tokenizer forward on images and sums the weighted
+// terms. It returns the total, the unweighted terms (in order) and the
+// forward output. scope is the root scope: the tokenizer runs in
+// scope.In("tokenizer"), the losses get the root (the perceptual network
+// lives in /perceptual).
+func lossGraph(scope *model.Scope, tok tokenizers.Trainable, terms []term, images *Node, training bool) (*Node, []*Node, tokenizers.Output) {
+	out := tok.Forward(scope.In(Scope), images, training)
+	in := map[string]*Node{"input": images, "reconstruction": out.Reconstruction}
+	for k, v := range out.Terms {
+		in[k] = v
+	}
+	var total *Node
+	vals := make([]*Node, len(terms))
+	for i, t := range terms {
+		v, err := t.loss.Compute(scope, in)
+		if err != nil {
+			panic(fmt.Errorf("loss %s: %w", t.name, err))
+		}
+		vals[i] = v
+		w := MulScalar(v, t.loss.Weight())
+		if total == nil {
+			total = w
+		} else {
+			total = Add(total, w)
+		}
+	}
+	return total, vals, out
+}
+
+// Run implements core.Task.
+func (t *Task) Run(ctx context.Context, env *core.Env) error {
+	cfg := t.cfg
+	trainDS, err := openSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed)
+	if err != nil {
+		return err
+	}
+	valDS, err := openSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1)
+	if err != nil {
+		return err
+	}
+	built, err := cfg.Tokenizer.Build()
+	if err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	tok, ok := built.(tokenizers.Trainable)
+	if !ok {
+		return fmt.Errorf("tokenizer %q (%T) cannot be trained: it does not implement tokenizers.Trainable", cfg.Tokenizer.Type, built)
+	}
+	terms, err := buildLosses(cfg.Losses)
+	if err != nil {
+		return err
+	}
+	opt, err := cfg.Optimizer.Build()
+	if err != nil {
+		return err
+	}
+	aug, err := cfg.Data.Augment.Compile()
+	if err != nil {
+		return fmt.Errorf("data.augment: %w", err)
+	}
+	norm := aug.Normalizer()
+	size := cfg.Data.Augment.Size
+	probe, err := trainDS.Sample(0)
+	if err != nil {
+		return fmt.Errorf("data.train: %w", err)
+	}
+	channels := probe.Image.C
+	trainPipe, err := data.NewPipeline(trainDS, func(s data.Sample, r *rand.Rand) ([]float32, error) {
+		v, _, err := aug.Train(s.Image, r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return norm.Apply(v, nil), nil
+	}, data.PipelineConfig{BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	if err != nil {
+		return fmt.Errorf("data.train: %w", err)
+	}
+	defer trainPipe.Close()
+	valPipe, err := data.NewPipeline(valDS, func(s data.Sample, _ *rand.Rand) ([]float32, error) {
+		v, _, err := aug.Eval(s.Image)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return norm.Apply(v, nil), nil
+	}, data.PipelineConfig{BatchSize: cfg.Data.EvalBatch, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	if err != nil {
+		return fmt.Errorf("data.val: %w", err)
+	}
+	defer valPipe.Close()
+	steps := trainPipe.BatchesPerEpoch()
+	if steps == 0 {
+		return fmt.Errorf("data.train: %d samples is less than one batch of %d", trainDS.Len(), cfg.Data.BatchSize)
+	}
+	gh, gw := tok.Grid(size)
+
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, env.Seed)
+	if err := store.SetRNGStateFromSeed(env.Seed); err != nil {
+		return err
+	}
+	adamw := opt.New()
+	trainExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) []*Node {
+		g := images.Graph()
+		store.SetTraining(g, true)
+		total, vals, out := lossGraph(scope, tok, terms, images, true)
+		adamw.UpdateGraph(scope, g, total)
+		return append(append([]*Node{total}, vals...), ConvertDType(out.Tokens, dtypes.Int32))
+	})
+	if err != nil {
+		return fmt.Errorf("building the training graph: %w", err)
+	}
+	evalExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) []*Node {
+		out := tok.Forward(scope.In(Scope), images, false)
+		return []*Node{out.Reconstruction, ConvertDType(out.Tokens, dtypes.Int32)}
+	})
+	if err != nil {
+		return fmt.Errorf("building the evaluation graph: %w", err)
+	}
+
+	env.Printf("tokenizer %s: %d codes, %dx%d tokens per %dx%dx%d image, %d train / %d val images, %d steps/epoch x %d epochs, losses %v\n",
+		cfg.Tokenizer.Type, tok.VocabSize(), gh, gw, size, size, channels, trainDS.Len(), valDS.Len(), steps, cfg.Epochs, termNames(terms))
+	loop := &core.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
+	st, err := loop.Restore()
+	if err != nil {
+		return err
+	}
+	total := cfg.Epochs * steps
+	var batches *batchStream
+	initPending := st.Step == 0
+	loop.Step = func(s *core.LoopState) (map[string]float64, error) {
+		if batches == nil || batches.pos != (data.Position{Epoch: s.Epoch, Batch: s.Batch}) {
+			batches.close()
+			batches = startStream(trainPipe, data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
+		}
+		b, err := batches.next()
+		if err != nil {
+			return nil, err
+		}
+		pix := pack(b.Items, size*size*channels)
+		if initPending {
+			initPending = false
+			if bi, ok := tok.(tokenizers.BatchInitializer); ok {
+				if err := initFromBatch(env, store, bi, pix, len(b.Items), size, channels); err != nil {
+					return nil, err
+				}
+			}
+		}
+		lr := opt.BaseLR() * opt.Schedule().Factor(int(s.Step), total)
+		if err := optim.SetLR(store, lr); err != nil {
+			return nil, err
+		}
+		sched, err := tok.Prepare(store.Scope("/"+Scope), int(s.Step), total)
+		if err != nil {
+			return nil, err
+		}
+		outs, err := trainExec.Exec(tensors.FromFlatDataAndDimensions(pix, len(b.Items), size, size, channels))
+		if err != nil {
+			return nil, err
+		}
+		m := map[string]float64{"loss": float64(tensors.ToScalar[float32](outs[0])), "lr": lr, "grad_norm": optim.GradNorm(store)}
+		for i, tm := range terms {
+			m["loss_"+tm.name] = float64(tensors.ToScalar[float32](outs[1+i]))
+		}
+		for k, v := range sched {
+			m[k] = v
+		}
+		m["batch_codes_used"] = float64(countUsed(tensors.MustCopyFlatData[int32](outs[len(outs)-1]), tok.VocabSize()))
+		return m, nil
+	}
+	loop.Status = func(m map[string]float64) string {
+		return fmt.Sprintf("loss %.4f codes %.0f", m["loss"], m["batch_codes_used"])
+	}
+	var last map[string]float64
+	loop.EndEpoch = func(epoch int) (map[string]float64, float64, error) {
+		batches.close()
+		batches = nil
+		t0 := time.Now()
+		ev, grid, err := evaluate(evalExec, valPipe, size, channels, tok.VocabSize(), cfg.GridImages)
+		if err != nil {
+			return nil, 0, err
+		}
+		m := ev.metrics()
+		m["eval_seconds"] = time.Since(t0).Seconds()
+		if grid != nil {
+			p := env.Path(core.ImagesDir, fmt.Sprintf("recon_epoch%03d.png", epoch))
+			if err := core.WriteFileAtomic(p, grid); err != nil {
+				return nil, 0, fmt.Errorf("writing the reconstruction grid: %w", err)
+			}
+		}
+		env.Printf("epoch %d: val PSNR %.2f dB  L1 %.4f  codes used %d/%d  perplexity %.1f  dead %d\n",
+			epoch, m["psnr"], m["l1"], int(m["codes_used"]), tok.VocabSize(), m["perplexity"], int(m["dead_codes"]))
+		last = m
+		return m, m["psnr"], nil
+	}
+	t0 := time.Now()
+	st, err = loop.Run(ctx, st)
+	batches.close()
+	if err != nil {
+		return err
+	}
+	summary := map[string]any{"steps": st.Step, "best_psnr": st.Best, "best_epoch": st.BestEpoch,
+		"train_seconds": time.Since(t0).Seconds()}
+	for k, v := range last {
+		summary["final_"+k] = v
+	}
+	env.Printf("done: best val PSNR %.2f dB (epoch %d), run directory %s\n", st.Best, st.BestEpoch, env.Run.Dir)
+	return env.Run.SetSummary(summary)
+}
+
+func termNames(terms []term) []string {
+	var out []string
+	for _, t := range terms {
+		out = append(out, t.name)
+	}
+	return out
+}
+
+// initFromBatch runs the tokenizer's first-batch initialisation.
+func initFromBatch(env *core.Env, store *model.Store, bi tokenizers.BatchInitializer, pix []float32, n, size, channels int) error {
+	exec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) *Node {
+		bi.InitFromBatch(scope.In(Scope), images)
+		return ScalarZero(images.Graph(), dtypes.Float32)
+	})
+	if err != nil {
+		return fmt.Errorf("building the codebook initialisation: %w", err)
+	}
+	if _, err := exec.Exec(tensors.FromFlatDataAndDimensions(append([]float32{}, pix...), n, size, size, channels)); err != nil {
+		return fmt.Errorf("initialising the codebook: %w", err)
+	}
+	return nil
+}
+
+// pack concatenates the per-image pixels of a batch.
+func pack(items [][]float32, per int) []float32 {
+	out := make([]float32, 0, len(items)*per)
+	for _, it := range items {
+		out = append(out, it...)
+	}
+	return out
+}
+
+func countUsed(ids []int32, k int) int {
+	seen := make([]bool, k)
+	n := 0
+	for _, id := range ids {
+		if id >= 0 && int(id) < k && !seen[id] {
+			seen[id] = true
+			n++
+		}
+	}
+	return n
+}
+
+// evalStats accumulates reconstruction quality and the code histogram.
+type evalStats struct {
+	images     int
+	l1, psnr   float64
+	histogram  []int64
+	totalCodes int64
+}
+
+// metrics returns psnr (mean over images, dB, on [0,1] pixels), l1 (mean
+// absolute error on [0,1] pixels), codes_used, dead_codes (codes never used
+// over the split), usage (codes_used / K) and perplexity (exp of the
+// entropy of the split's code histogram).
+func (e *evalStats) metrics() map[string]float64 {
+	used := 0
+	var h float64
+	for _, c := range e.histogram {
+		if c > 0 {
+			used++
+			p := float64(c) / float64(e.totalCodes)
+			h -= p * math.Log(p)
+		}
+	}
+	k := len(e.histogram)
+	return map[string]float64{
+		"psnr": e.psnr / float64(e.images), "l1": e.l1 / float64(e.images),
+		"codes_used": float64(used), "dead_codes": float64(k - used), "usage": float64(used) / float64(k),
+		"perplexity": math.Exp(h),
+	}
+}
+
+// add scores one image: x and y in [-1, 1], compared on [0,1] pixels with
+// the reconstruction clipped.
+func (e *evalStats) add(x, y []float32) {
+	var l1, se float64
+	for i := range x {
+		a := (float64(x[i]) + 1) / 2
+		b := min(max((float64(y[i])+1)/2, 0), 1)
+		d := a - b
+		l1 += math.Abs(d)
+		se += d * d
+	}
+	n := float64(len(x))
+	mse := math.Max(se/n, 1e-10)
+	e.l1 += l1 / n
+	e.psnr += 10 * math.Log10(1/mse)
+	e.images++
+}
+
+// evaluate reconstructs the validation split. The last, partial batch is
+// padded so that one compiled graph serves every batch.
+func evaluate(exec *model.Exec, pipe *data.Pipeline[[]float32], size, channels, k, gridN int) (*evalStats, []byte, error) {
+	bs := pipe.Config().BatchSize
+	per := size * size * channels
+	st := &evalStats{histogram: make([]int64, k)}
+	var gridIn, gridOut [][]float32
+	for b, err := range pipe.Epoch(0) {
+		if err != nil {
+			return nil, nil, err
+		}
+		items := b.Items
+		for len(items) < bs {
+			items = append(items, make([]float32, per))
+		}
+		outs, err := exec.Exec(tensors.FromFlatDataAndDimensions(pack(items, per), bs, size, size, channels))
+		if err != nil {
+			return nil, nil, err
+		}
+		rec := tensors.MustCopyFlatData[float32](outs[0])
+		ids := tensors.MustCopyFlatData[int32](outs[1])
+		cells := len(ids) / bs
+		for i, x := range b.Items {
+			y := rec[i*per : (i+1)*per]
+			st.add(x, y)
+			for _, id := range ids[i*cells : (i+1)*cells] {
+				st.histogram[id]++
+				st.totalCodes++
+			}
+			if len(gridIn) < gridN {
+				gridIn = append(gridIn, x)
+				gridOut = append(gridOut, append([]float32{}, y...))
+			}
+		}
+	}
+	if st.images == 0 {
+		return nil, nil, errors.New("validation split produced no batches")
+	}
+	var grid []byte
+	if len(gridIn) > 0 {
+		var err error
+		if grid, err = GridPNG([][][]float32{gridIn, gridOut}, size, channels); err != nil {
+			return nil, nil, err
+		}
+	}
+	return st, grid, nil
+}
+
+// openSplit builds a dataset and optionally keeps a seeded random subset.
+func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64) (data.Dataset, error) {
+	ds, err := spec.Build()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if ds.Len() == 0 {
+		return nil, fmt.Errorf("%s: the dataset is empty", key)
+	}
+	if max > 0 && max < ds.Len() {
+		r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
+		idx := r.Perm(ds.Len())[:max]
+		sort.Ints(idx)
+		return &subset{Dataset: ds, idx: idx}, nil
+	}
+	return ds, nil
+}
+
+type subset struct {
+	data.Dataset
+	idx []int
+}
+
+func (s *subset) Len() int                          { return len(s.idx) }
+func (s *subset) Sample(i int) (data.Sample, error) { return s.Dataset.Sample(s.idx[i]) }
+
+// batchStream iterates a pipeline from a position, tracking where it is.
+type batchStream struct {
+	pos  data.Position
+	next func() (data.Batch[[]float32], error)
+	stop func()
+}
+
+func startStream(p *data.Pipeline[[]float32], start data.Position, endEpoch int) *batchStream {
+	s := &batchStream{pos: start}
+	next, stop := iter.Pull2(p.Batches(start, endEpoch))
+	s.stop = stop
+	s.next = func() (data.Batch[[]float32], error) {
+		b, err, ok := next()
+		if err != nil {
+			return b, err
+		}
+		if !ok {
+			return b, io.ErrUnexpectedEOF
+		}
+		s.pos = b.Resume
+		return b, nil
+	}
+	return s
+}
+
+func (s *batchStream) close() {
+	if s != nil && s.stop != nil {
+		s.stop()
+	}
+}
