@@ -23,6 +23,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model/initializer"
 	"github.com/gomlx/gomlx/ml/train"
 
+	"github.com/peco-dev/peco/backbones/vit"
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/data"
 	_ "github.com/peco-dev/peco/losses" // the default loss, cross_entropy
@@ -41,6 +42,8 @@ type DataConfig struct {
 	// MaxTrain and MaxVal cap the samples used (a seeded subset), for quick runs.
 	MaxTrain int `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
 	MaxVal   int `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
+	// Cache keeps decoded images in memory so epochs after the first do no decoding.
+	Cache data.CacheConfig `mapstructure:"cache" doc:"in-memory cache of decoded images"`
 }
 
 // Config configures the classification task.
@@ -48,6 +51,8 @@ type Config struct {
 	core.LoopConfig `mapstructure:",squash"`
 	Data            DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
 	Backbone        registry.Spec[core.Backbone]   `mapstructure:"backbone" doc:"feature network"`
+	Pretrained      string                         `mapstructure:"pretrained" doc:"checkpoint (.ckpt, run directory or runs/<name>) whose /backbone weights initialise the backbone; empty = from scratch"`
+	LayerDecay      float64                        `mapstructure:"layer_decay" doc:"layer-wise lr decay (BEiT fine-tuning: 0.65; 1 = off; vit backbones)"`
 	Pool            string                         `mapstructure:"pool" doc:"features fed to the head: mean (patch tokens, then LayerNorm, as BEiT) or cls"`
 	Mode            string                         `mapstructure:"mode" doc:"finetune (train everything) or linear_probe (frozen backbone, linear head on one layer's features)"`
 	ProbeLayer      int                            `mapstructure:"probe_layer" doc:"linear_probe: block whose output is probed (-1 = the final normed tokens)"`
@@ -64,6 +69,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Pool != "mean" && c.Pool != "cls" {
 		return fmt.Errorf("pool must be mean or cls, got %q", c.Pool)
+	}
+	if c.LayerDecay <= 0 || c.LayerDecay > 1 {
+		return fmt.Errorf("layer_decay must be in (0, 1], got %v", c.LayerDecay)
 	}
 	if c.Mode != ModeFinetune && c.Mode != ModeLinearProbe {
 		return fmt.Errorf("mode must be %s or %s, got %q", ModeFinetune, ModeLinearProbe, c.Mode)
@@ -91,10 +99,11 @@ func DefaultConfig() Config {
 	return Config{
 		LoopConfig: core.DefaultLoop(),
 		Data: DataConfig{
-			Augment: data.DefaultAugmentConfig(), BatchSize: 64, EvalBatch: 128,
+			Augment: data.DefaultAugmentConfig(), BatchSize: 64, EvalBatch: 128, Cache: data.DefaultCacheConfig(),
 		},
 		Pool:       "mean",
 		Mode:       ModeFinetune,
+		LayerDecay: 1,
 		ProbeLayer: -1,
 		Mix:        MixConfig{Prob: 1, SwitchProb: 0.5},
 		Erasing:    ErasingConfig{Area: [2]float64{0.02, 1.0 / 3}, MinRatio: 0.3},
@@ -129,11 +138,11 @@ type example struct {
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	trainDS, err := openSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed)
+	trainDS, err := openSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed, cfg.Data.Cache)
 	if err != nil {
 		return err
 	}
-	valDS, err := openSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1)
+	valDS, err := openSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1, cfg.Data.Cache)
 	if err != nil {
 		return err
 	}
@@ -198,6 +207,28 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	store.SetParam(model.ParamInitialSeed, env.Seed)
 	net := &Network{Backbone: backbone, NumClasses: numClasses, Pool: cfg.Pool, Frozen: cfg.Mode == ModeLinearProbe, ProbeLayer: cfg.ProbeLayer}
 	adamw := opt.New()
+	if cfg.LayerDecay != 1 {
+		v, ok := backbone.(*vit.ViT)
+		if !ok {
+			return fmt.Errorf("layer_decay needs a vit backbone, got %s", cfg.Backbone.Type)
+		}
+		depth := v.Config().Depth
+		adamw.LRScale = optim.LayerDecay(cfg.LayerDecay, depth, func(p string) int { return vit.LayerID(p, depth) })
+	}
+	if cfg.Pretrained != "" {
+		path, _, err := core.ResolveCheckpoint(cfg.Pretrained)
+		if err != nil {
+			return fmt.Errorf("pretrained: %w", err)
+		}
+		ck, err := core.LoadCheckpoint(path)
+		if err != nil {
+			return fmt.Errorf("pretrained: %w", err)
+		}
+		if err := ck.RestoreInto(store, "/backbone", "/backbone"); err != nil {
+			return fmt.Errorf("pretrained: %w", err)
+		}
+		env.Printf("backbone initialised from %s (step %d)\n", path, ck.Step)
+	}
 	if net.Frozen {
 		adamw.Trainable = func(p string) bool { return strings.HasPrefix(p, "/head/") }
 	}
@@ -390,7 +421,7 @@ func argmax(row []float32) int {
 const mixStream = 0x6d6978
 
 // openSplit builds a dataset and optionally keeps a seeded random subset.
-func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64) (data.Dataset, error) {
+func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64, cache data.CacheConfig) (data.Dataset, error) {
 	ds, err := spec.Build()
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
@@ -402,7 +433,10 @@ func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64
 		r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
 		idx := r.Perm(ds.Len())[:max]
 		sort.Ints(idx)
-		return &subset{Dataset: ds, idx: idx}, nil
+		ds = &subset{Dataset: ds, idx: idx}
+	}
+	if ds, err = cache.Wrap(ds); err != nil {
+		return nil, fmt.Errorf("%s.cache: %w", key, err)
 	}
 	return ds, nil
 }

@@ -270,3 +270,51 @@ func TestMixupCutMixRun(t *testing.T) {
 		t.Errorf("no confusion matrix image: %v", err)
 	}
 }
+
+func TestPretrainedBackboneLoads(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a tiny model; skipped with -short")
+	}
+	cfg := writeConfig(t)
+	root := t.TempDir()
+	a := filepath.Join(root, "a")
+	if err := run(t, cfg, a, false, io.Discard, context.Background(), "task.epochs=1"); err != nil {
+		t.Fatal(err)
+	}
+	// A linear probe on a's backbone keeps it exactly: its checkpoint must
+	// hold a's final backbone weights.
+	b := filepath.Join(root, "b")
+	if err := run(t, cfg, b, false, io.Discard, context.Background(), "task.epochs=1",
+		"task.mode=linear_probe", "task.pretrained="+a); err != nil {
+		t.Fatal(err)
+	}
+	ca, err := core.LoadCheckpoint(filepath.Join(a, core.CheckpointsDir, "last.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb, err := core.LoadCheckpoint(filepath.Join(b, core.CheckpointsDir, "last.ckpt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for p, v := range ca.Variables {
+		if !strings.HasPrefix(p, "/backbone/") {
+			continue
+		}
+		n++
+		x, y := tensors.MustCopyFlatData[float32](v), tensors.MustCopyFlatData[float32](cb.Variables[p])
+		for i := range x {
+			if x[i] != y[i] {
+				t.Fatalf("%s differs between the pre-trained run and the probe", p)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatal("no backbone variables in the checkpoint")
+	}
+	// A missing checkpoint is a clear error naming the path.
+	err = run(t, cfg, filepath.Join(root, "c"), false, io.Discard, context.Background(), "task.pretrained="+filepath.Join(root, "nothing"))
+	if err == nil || !strings.Contains(err.Error(), "nothing") {
+		t.Errorf("missing pretrained checkpoint: %v", err)
+	}
+}
