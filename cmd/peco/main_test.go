@@ -94,3 +94,25 @@ func mustAbs(t *testing.T, p string) string {
 	}
 	return a
 }
+
+// TestShippedConfigsDecode checks that every config in configs/ loads and
+// decodes strictly (their data paths are only opened when a run starts).
+func TestShippedConfigsDecode(t *testing.T) {
+	var n int
+	err := filepath.WalkDir(filepath.Join("..", "..", "configs"), func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(p, ".yaml") {
+			return err
+		}
+		n++
+		if _, _, err := runCLI(t, "config", "print", p); err != nil {
+			t.Errorf("%s: %v", p, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n < 5 {
+		t.Errorf("found only %d configs", n)
+	}
+}
