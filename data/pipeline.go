@@ -130,6 +130,8 @@ type Pipeline[T any] struct {
 
 	mu      sync.Mutex
 	cur     *stream[T]
+	curNext Position // position of the batch the current stream yields next
+	curEnd  int      // the current stream's endEpoch
 	closed  bool
 	started time.Time
 	skips   []SkippedSample
@@ -260,6 +262,7 @@ func (p *Pipeline[T]) Start(start Position, endEpoch int) error {
 		p.started = time.Now()
 	}
 	p.cur = s
+	p.curNext, p.curEnd = start, endEpoch
 	p.mu.Unlock()
 	s.wg.Add(1 + p.cfg.Workers)
 	go s.produce(start, endEpoch)
@@ -283,6 +286,38 @@ func (p *Pipeline[T]) Next() (Batch[T], error) {
 		return Batch[T]{}, errors.New("data: pipeline: Next before Start")
 	}
 	return s.next()
+}
+
+// BatchAt returns the batch at position pos for a training loop that runs
+// to the end of epoch endEpoch-1: it continues the current stream when pos is
+// the batch it yields next, and (re)starts the stream at pos otherwise (the
+// first call, after Stop, or after a resume). Running off the end is an error.
+func (p *Pipeline[T]) BatchAt(pos Position, endEpoch int) (Batch[T], error) {
+	if pos.Batch == p.perEpoch {
+		pos = Position{Epoch: pos.Epoch + 1}
+	}
+	p.mu.Lock()
+	running := p.cur != nil && p.curNext == pos && p.curEnd == endEpoch
+	p.mu.Unlock()
+	if !running {
+		if err := p.Start(pos, endEpoch); err != nil {
+			return Batch[T]{}, err
+		}
+	}
+	b, err := p.Next()
+	if err == io.EOF {
+		return b, fmt.Errorf("data: pipeline: no batch at %+v (the stream ends at epoch %d)", pos, endEpoch)
+	}
+	if err != nil {
+		return b, err
+	}
+	p.mu.Lock()
+	p.curNext = b.Resume
+	if p.curNext.Batch == p.perEpoch {
+		p.curNext = Position{Epoch: p.curNext.Epoch + 1}
+	}
+	p.mu.Unlock()
+	return b, nil
 }
 
 // Stop stops the current stream, if any, and waits for its goroutines.

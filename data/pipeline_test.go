@@ -380,3 +380,36 @@ func TestPipelineEndToEnd(t *testing.T) {
 		t.Errorf("decoded %d times with the cache, want 24", ds.visits.Load())
 	}
 }
+
+func TestPipelineBatchAt(t *testing.T) {
+	ds := newMemDataset(50)
+	cfg := PipelineConfig{BatchSize: 6, Shuffle: true, DropLast: true, Seed: 3, Workers: 2}
+	p := newTestPipeline(t, ds, cfg)
+	all := collect(t, p, Position{}, 3) // 8 batches per epoch
+	at := func(k int) {
+		t.Helper()
+		b, err := p.BatchAt(all[k].Position, 3)
+		if err != nil || !sameBatches([]Batch[item]{b}, all[k:k+1]) {
+			t.Fatalf("BatchAt(%+v): %+v %v", all[k].Position, b.Position, err)
+		}
+	}
+	// A loop's positions: consecutive within an epoch, then {epoch+1, 0}
+	// after the evaluation stopped the stream, then a jump (a resume).
+	for k := 0; k < 8; k++ {
+		at(k)
+	}
+	p.Stop()
+	for k := 8; k < 12; k++ {
+		at(k)
+	}
+	at(20)
+	at(21)
+	// {epoch, perEpoch} means the first batch of the next epoch.
+	b, err := p.BatchAt(Position{Epoch: 0, Batch: 8}, 3)
+	if err != nil || b.Position != all[8].Position {
+		t.Fatalf("BatchAt(end of epoch 0) = %+v, %v", b.Position, err)
+	}
+	if _, err := p.BatchAt(Position{Epoch: 3}, 3); err == nil {
+		t.Error("a batch past the last epoch was returned")
+	}
+}

@@ -8,10 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"iter"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"time"
 
@@ -138,11 +135,11 @@ type example struct {
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	trainDS, err := openSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed, cfg.Data.Cache)
+	trainDS, err := data.OpenSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed, cfg.Data.Cache)
 	if err != nil {
 		return err
 	}
-	valDS, err := openSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1, cfg.Data.Cache)
+	valDS, err := data.OpenSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1, cfg.Data.Cache)
 	if err != nil {
 		return err
 	}
@@ -267,13 +264,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		return err
 	}
 	total := cfg.Epochs * steps
-	var batches *batchStream
 	loop.Step = func(s *core.LoopState) (map[string]float64, error) {
-		if batches == nil || batches.pos != (data.Position{Epoch: s.Epoch, Batch: s.Batch}) {
-			batches.close()
-			batches = startStream(trainPipe, data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
-		}
-		b, err := batches.next()
+		b, err := trainPipe.BatchAt(data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
 		if err != nil {
 			return nil, err
 		}
@@ -300,8 +292,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	loop.Status = func(m map[string]float64) string { return fmt.Sprintf("loss %.4f", m["loss"]) }
 	var last map[string]float64
 	loop.EndEpoch = func(epoch int) (map[string]float64, float64, error) {
-		batches.close()
-		batches = nil
+		trainPipe.Stop() // free the workers for evaluation
 		t0 := time.Now()
 		top1, top5, conf, err := evaluate(evalExec, valPipe, size, channels, numClasses)
 		if err != nil {
@@ -325,7 +316,6 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	t0 := time.Now()
 	st, err = loop.Run(ctx, st)
-	batches.close()
 	if err != nil {
 		return err
 	}
@@ -420,35 +410,6 @@ func argmax(row []float32) int {
 // mixStream separates the Mixup/CutMix random stream from the per-sample ones.
 const mixStream = 0x6d6978
 
-// openSplit builds a dataset and optionally keeps a seeded random subset.
-func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64, cache data.CacheConfig) (data.Dataset, error) {
-	ds, err := spec.Build()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	if ds.Len() == 0 {
-		return nil, fmt.Errorf("%s: the dataset is empty", key)
-	}
-	if max > 0 && max < ds.Len() {
-		r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
-		idx := r.Perm(ds.Len())[:max]
-		sort.Ints(idx)
-		ds = &subset{Dataset: ds, idx: idx}
-	}
-	if ds, err = cache.Wrap(ds); err != nil {
-		return nil, fmt.Errorf("%s.cache: %w", key, err)
-	}
-	return ds, nil
-}
-
-type subset struct {
-	data.Dataset
-	idx []int
-}
-
-func (s *subset) Len() int                          { return len(s.idx) }
-func (s *subset) Sample(i int) (data.Sample, error) { return s.Dataset.Sample(s.idx[i]) }
-
 // toTensors packs a batch into images [B,H,W,C] float32 and labels [B] int32.
 func toTensors(items []example, size, channels int) (*tensors.Tensor, *tensors.Tensor) {
 	per := size * size * channels
@@ -515,44 +476,4 @@ func Rank(logits []float32, label int) int {
 		}
 	}
 	return r
-}
-
-// batchStream iterates a pipeline from a position, tracking where it is.
-type batchStream struct {
-	pos  data.Position
-	next func() (data.Batch[example], error)
-	stop func()
-}
-
-func startStream(p *data.Pipeline[example], start data.Position, endEpoch int) *batchStream {
-	s := &batchStream{pos: start}
-	next, stop := pullBatches(p, start, endEpoch)
-	s.stop = stop
-	s.next = func() (data.Batch[example], error) {
-		b, ok, err := next()
-		if err != nil {
-			return b, err
-		}
-		if !ok {
-			return b, io.ErrUnexpectedEOF
-		}
-		s.pos = b.Resume
-		return b, nil
-	}
-	return s
-}
-
-func (s *batchStream) close() {
-	if s != nil && s.stop != nil {
-		s.stop()
-	}
-}
-
-// pullBatches turns the pipeline's iterator into a pull-style next/stop pair.
-func pullBatches(p *data.Pipeline[example], start data.Position, endEpoch int) (func() (data.Batch[example], bool, error), func()) {
-	next, stop := iter.Pull2(p.Batches(start, endEpoch))
-	return func() (data.Batch[example], bool, error) {
-		b, err, ok := next()
-		return b, ok, err
-	}, stop
 }

@@ -12,11 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"iter"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"time"
 
@@ -44,6 +41,8 @@ type DataConfig struct {
 	Workers         int    `mapstructure:"workers" doc:"decoding/augmentation goroutines (0 = number of CPUs)"`
 	MaxTrain        int    `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
 	MaxVal          int    `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
+	// Cache keeps decoded images in memory so epochs after the first do no decoding.
+	Cache data.CacheConfig `mapstructure:"cache" doc:"in-memory cache of decoded images"`
 }
 
 // Config configures the MIM task.
@@ -88,7 +87,7 @@ func DefaultConfig() Config {
 	return Config{
 		LoopConfig: core.DefaultLoop(),
 		Data: DataConfig{
-			Augment: aug, TargetNormalize: data.NormalizeHalf, BatchSize: 64, EvalBatch: 128,
+			Augment: aug, TargetNormalize: data.NormalizeHalf, BatchSize: 64, EvalBatch: 128, Cache: data.DefaultCacheConfig(),
 		},
 		Tokenizer: registry.Spec[core.Tokenizer]{Type: "pixels", Config: registry.MustDefaults(core.Tokenizers, "pixels")},
 		Masker:    registry.Spec[data.MaskerFactory]{Type: "blockwise", Config: registry.MustDefaults(data.Maskers, "blockwise")},
@@ -155,10 +154,10 @@ func (s *setup) close() {
 func newSetup(cfg Config, seed int64) (*setup, error) {
 	s := &setup{cfg: cfg}
 	var err error
-	if s.trainDS, err = openSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, seed); err != nil {
+	if s.trainDS, err = data.OpenSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, seed, cfg.Data.Cache); err != nil {
 		return nil, err
 	}
-	if s.valDS, err = openSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, seed+1); err != nil {
+	if s.valDS, err = data.OpenSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, seed+1, cfg.Data.Cache); err != nil {
 		return nil, err
 	}
 	backbone, err := cfg.Backbone.Build()
@@ -331,14 +330,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		return err
 	}
 	total := cfg.Epochs * steps
-	var batches *batchStream
 	loop.Step = func(ls *core.LoopState) (map[string]float64, error) {
-		pos := data.Position{Epoch: ls.Epoch, Batch: ls.Batch}
-		if batches == nil || batches.pos != pos {
-			batches.close()
-			batches = startStream(s.trainPipe, pos, cfg.Epochs)
-		}
-		b, err := batches.next()
+		b, err := s.trainPipe.BatchAt(data.Position{Epoch: ls.Epoch, Batch: ls.Batch}, cfg.Epochs)
 		if err != nil {
 			return nil, err
 		}
@@ -368,8 +361,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	var last map[string]float64
 	loop.EndEpoch = func(epoch int) (map[string]float64, float64, error) {
-		batches.close()
-		batches = nil
+		s.trainPipe.Stop() // free the workers for evaluation
 		t0 := time.Now()
 		loss, acc, n, err := s.evaluate(evalExec)
 		if err != nil {
@@ -389,7 +381,6 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	t0 := time.Now()
 	st, err = loop.Run(ctx, st)
-	batches.close()
 	if err != nil {
 		return err
 	}
@@ -458,61 +449,4 @@ func (s *setup) evaluate(exec *model.Exec) (loss, acc float64, images int, err e
 		return 0, 0, 0, errors.New("validation split produced no batches")
 	}
 	return sumLoss / float64(batches), hits / float64(images*s.net.NumMasked), images, nil
-}
-
-// openSplit builds a dataset and optionally keeps a seeded random subset.
-func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64) (data.Dataset, error) {
-	ds, err := spec.Build()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	if ds.Len() == 0 {
-		return nil, fmt.Errorf("%s: the dataset is empty", key)
-	}
-	if max > 0 && max < ds.Len() {
-		r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
-		idx := r.Perm(ds.Len())[:max]
-		sort.Ints(idx)
-		return &subset{Dataset: ds, idx: idx}, nil
-	}
-	return ds, nil
-}
-
-type subset struct {
-	data.Dataset
-	idx []int
-}
-
-func (s *subset) Len() int                          { return len(s.idx) }
-func (s *subset) Sample(i int) (data.Sample, error) { return s.Dataset.Sample(s.idx[i]) }
-
-// batchStream iterates a pipeline from a position, tracking where it is.
-type batchStream struct {
-	pos  data.Position
-	next func() (data.Batch[example], error)
-	stop func()
-}
-
-func startStream(p *data.Pipeline[example], start data.Position, endEpoch int) *batchStream {
-	s := &batchStream{pos: start}
-	next, stop := iter.Pull2(p.Batches(start, endEpoch))
-	s.stop = stop
-	s.next = func() (data.Batch[example], error) {
-		b, err, ok := next()
-		if err != nil {
-			return b, err
-		}
-		if !ok {
-			return b, io.ErrUnexpectedEOF
-		}
-		s.pos = b.Resume
-		return b, nil
-	}
-	return s
-}
-
-func (s *batchStream) close() {
-	if s != nil && s.stop != nil {
-		s.stop()
-	}
 }
