@@ -11,6 +11,7 @@ import (
 	_ "github.com/peco-dev/peco/optim"           // optimizer: adamw; schedule: cosine, constant
 	_ "github.com/peco-dev/peco/tasks/classify"  // task: classification
 	_ "github.com/peco-dev/peco/tasks/mim"       // task: mim; tokenizer: pixels (core: pretrained)
+	_ "github.com/peco-dev/peco/tasks/probe"     // task: codebook_probe
 	_ "github.com/peco-dev/peco/tasks/tokenizer" // task: tokenizer (losses: l1, l2, logit_laplace, vq, kl_uniform, perceptual)
 	_ "github.com/peco-dev/peco/tokenizers"      // tokenizer: vqvae, dvae
 )
