@@ -2,7 +2,6 @@ package tokenizer
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/gomlx/compute"
@@ -32,18 +31,12 @@ type Trained struct {
 }
 
 // LoadTrained loads the tokenizer of a tokenizer run. ref is a checkpoint
-// file (<run>/checkpoints/X.ckpt; the run's config.yaml is two levels above
-// it) or a run directory (its checkpoints/last.ckpt is used). The spec at
+// file, a run directory or a folder of runs (see core.ResolveCheckpoint). The spec at
 // task.tokenizer of config.yaml is decoded strictly with the registry.
 func LoadTrained(ref string) (*Trained, error) {
-	ckpt, runDir := ref, ""
-	if fi, err := os.Stat(ref); err != nil {
+	ckpt, runDir, err := core.ResolveCheckpoint(ref)
+	if err != nil {
 		return nil, fmt.Errorf("tokenizer checkpoint: %w", err)
-	} else if fi.IsDir() {
-		runDir = ref
-		ckpt = filepath.Join(ref, core.CheckpointsDir, "last"+core.CheckpointExt)
-	} else {
-		runDir = filepath.Dir(filepath.Dir(ref))
 	}
 	cfgPath := filepath.Join(runDir, "config.yaml")
 	tree, err := registry.LoadFile(cfgPath)

@@ -14,11 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"iter"
 	"math"
 	"math/rand/v2"
-	"sort"
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
@@ -47,6 +44,8 @@ type DataConfig struct {
 	Workers   int                         `mapstructure:"workers" doc:"decoding/augmentation goroutines (0 = number of CPUs)"`
 	MaxTrain  int                         `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
 	MaxVal    int                         `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
+	// Cache keeps decoded images in memory so epochs after the first do no decoding.
+	Cache data.CacheConfig `mapstructure:"cache" doc:"in-memory cache of decoded images"`
 }
 
 // Config configures the tokenizer task.
@@ -88,7 +87,7 @@ func DefaultConfig() Config {
 	aug.Size, aug.Scale, aug.Normalize, aug.CropPct = 32, [2]float64{0.8, 1}, data.NormalizeHalf, 1
 	return Config{
 		LoopConfig: core.DefaultLoop(),
-		Data:       DataConfig{Augment: aug, BatchSize: 64, EvalBatch: 100},
+		Data:       DataConfig{Augment: aug, BatchSize: 64, EvalBatch: 100, Cache: data.DefaultCacheConfig()},
 		Tokenizer:  registry.Spec[core.Tokenizer]{Type: "vqvae", Config: registry.MustDefaults(core.Tokenizers, "vqvae")},
 		Losses: []registry.Spec[core.Loss]{
 			{Type: "l1", Config: registry.MustDefaults(core.Losses, "l1")},
@@ -168,11 +167,11 @@ func lossGraph(scope *model.Scope, tok tokenizers.Trainable, terms []term, image
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	trainDS, err := openSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed)
+	trainDS, err := data.OpenSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed, cfg.Data.Cache)
 	if err != nil {
 		return err
 	}
-	valDS, err := openSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1)
+	valDS, err := data.OpenSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1, cfg.Data.Cache)
 	if err != nil {
 		return err
 	}
@@ -263,14 +262,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		return err
 	}
 	total := cfg.Epochs * steps
-	var batches *batchStream
 	initPending := st.Step == 0
 	loop.Step = func(s *core.LoopState) (map[string]float64, error) {
-		if batches == nil || batches.pos != (data.Position{Epoch: s.Epoch, Batch: s.Batch}) {
-			batches.close()
-			batches = startStream(trainPipe, data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
-		}
-		b, err := batches.next()
+		b, err := trainPipe.BatchAt(data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
 		if err != nil {
 			return nil, err
 		}
@@ -310,8 +304,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	var last map[string]float64
 	loop.EndEpoch = func(epoch int) (map[string]float64, float64, error) {
-		batches.close()
-		batches = nil
+		trainPipe.Stop() // free the workers for evaluation
 		t0 := time.Now()
 		ev, grid, err := evaluate(evalExec, valPipe, size, channels, tok.VocabSize(), cfg.GridImages)
 		if err != nil {
@@ -332,7 +325,6 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	t0 := time.Now()
 	st, err = loop.Run(ctx, st)
-	batches.close()
 	if err != nil {
 		return err
 	}
@@ -483,61 +475,4 @@ func evaluate(exec *model.Exec, pipe *data.Pipeline[[]float32], size, channels, 
 		}
 	}
 	return st, grid, nil
-}
-
-// openSplit builds a dataset and optionally keeps a seeded random subset.
-func openSplit(spec registry.Spec[data.Dataset], key string, max int, seed int64) (data.Dataset, error) {
-	ds, err := spec.Build()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", key, err)
-	}
-	if ds.Len() == 0 {
-		return nil, fmt.Errorf("%s: the dataset is empty", key)
-	}
-	if max > 0 && max < ds.Len() {
-		r := rand.New(rand.NewPCG(uint64(seed), 0x5eed))
-		idx := r.Perm(ds.Len())[:max]
-		sort.Ints(idx)
-		return &subset{Dataset: ds, idx: idx}, nil
-	}
-	return ds, nil
-}
-
-type subset struct {
-	data.Dataset
-	idx []int
-}
-
-func (s *subset) Len() int                          { return len(s.idx) }
-func (s *subset) Sample(i int) (data.Sample, error) { return s.Dataset.Sample(s.idx[i]) }
-
-// batchStream iterates a pipeline from a position, tracking where it is.
-type batchStream struct {
-	pos  data.Position
-	next func() (data.Batch[[]float32], error)
-	stop func()
-}
-
-func startStream(p *data.Pipeline[[]float32], start data.Position, endEpoch int) *batchStream {
-	s := &batchStream{pos: start}
-	next, stop := iter.Pull2(p.Batches(start, endEpoch))
-	s.stop = stop
-	s.next = func() (data.Batch[[]float32], error) {
-		b, err, ok := next()
-		if err != nil {
-			return b, err
-		}
-		if !ok {
-			return b, io.ErrUnexpectedEOF
-		}
-		s.pos = b.Resume
-		return b, nil
-	}
-	return s
-}
-
-func (s *batchStream) close() {
-	if s != nil && s.stop != nil {
-		s.stop()
-	}
 }
