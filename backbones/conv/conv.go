@@ -107,14 +107,38 @@ func Im2ColConv(x, weight *Node, k, stride, pad int) *Node {
 
 // ZeroPad2D pads the H and W axes of x [B, H, W, C] with pad zeros on each
 // side. It is built from Concatenate (GoMLX's Pad has no gradient).
-func ZeroPad2D(x *Node, pad int) *Node {
+func ZeroPad2D(x *Node, pad int) *Node { return ZeroPad2DAsym(x, pad, pad, pad, pad) }
+
+// ZeroPad2DAsym pads the H axis of x [B, H, W, C] with top and bottom zero
+// rows and the W axis with left and right zero columns (e.g. TensorFlow's
+// SAME padding, which puts the odd pixel after), with Concatenate so that
+// gradients flow.
+func ZeroPad2DAsym(x *Node, top, bottom, left, right int) *Node {
 	dims := x.Shape().Dimensions
 	b, h, w, c := dims[0], dims[1], dims[2], dims[3]
 	g := x.Graph()
-	rows := Zeros(g, shapes.Make(x.DType(), b, pad, w, c))
-	x = Concatenate([]*Node{rows, x, rows}, 1)
-	cols := Zeros(g, shapes.Make(x.DType(), b, h+2*pad, pad, c))
-	return Concatenate([]*Node{cols, x, cols}, 2)
+	parts := []*Node{x}
+	if top > 0 {
+		parts = append([]*Node{Zeros(g, shapes.Make(x.DType(), b, top, w, c))}, parts...)
+	}
+	if bottom > 0 {
+		parts = append(parts, Zeros(g, shapes.Make(x.DType(), b, bottom, w, c)))
+	}
+	if len(parts) > 1 {
+		x = Concatenate(parts, 1)
+	}
+	h += top + bottom
+	parts = []*Node{x}
+	if left > 0 {
+		parts = append([]*Node{Zeros(g, shapes.Make(x.DType(), b, h, left, c))}, parts...)
+	}
+	if right > 0 {
+		parts = append(parts, Zeros(g, shapes.Make(x.DType(), b, h, right, c)))
+	}
+	if len(parts) > 1 {
+		x = Concatenate(parts, 2)
+	}
+	return x
 }
 
 // uniformInit draws from U(-bound, bound) with the store's RNG.

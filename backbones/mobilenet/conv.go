@@ -4,6 +4,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math.
 	"github.com/gomlx/gomlx/support/exceptions"
 
+	"github.com/peco-dev/peco/backbones/conv"
 	"github.com/peco-dev/peco/backbones/tflite"
 )
 
@@ -54,7 +55,7 @@ func taps(x *Node, kh, kw int, p Conv2DParams) (slices []*Node, ho, wo int) {
 		exceptions.Panicf("mobilenet: %dx%d window does not fit a %dx%d input with %s padding", kh, kw, h, w, p.Padding)
 	}
 	if pt+pb+pl+pr > 0 {
-		x = Pad(x, ScalarZero(x.Graph(), x.DType()), PadAxis{}, PadAxis{Start: pt, End: pb}, PadAxis{Start: pl, End: pr}, PadAxis{})
+		x = conv.ZeroPad2DAsym(x, pt, pb, pl, pr) // GoMLX's Pad has no gradient
 	}
 	for ky := range kh {
 		for kx := range kw {
