@@ -298,10 +298,10 @@ func (m *ViT) Forward(scope *model.Scope, images *Node, opts core.ForwardOptions
 		if opts.Training {
 			dropRate = m.dropPathRate(i)
 		}
-		x = m.block(blocks.At("%d", i), x, sharedBias, i, dropRate)
+		x = m.block(blocks.At("%d", i), x, sharedBias, i, dropRate, opts.Training)
 		layers = append(layers, ConvertDType(x, dtypes.Float32))
 	}
-	x = m.layerNorm(scope.At("norm"), x)
+	x = m.layerNormTrain(scope.At("norm"), x, opts.Training)
 	return core.Features{
 		Tokens: ConvertDType(x, dtypes.Float32),
 		Layers: layers,
@@ -364,21 +364,21 @@ func (m *ViT) patchEmbed(scope *model.Scope, images *Node) *Node {
 }
 
 // block is one pre-norm transformer block.
-func (m *ViT) block(scope *model.Scope, x, sharedBias *Node, index int, dropRate float64) *Node {
+func (m *ViT) block(scope *model.Scope, x, sharedBias *Node, index int, dropRate float64, training bool) *Node {
 	cfg := m.cfg
 	g := x.Graph()
 	// BEiT's fix_init_weight: the residual projections start scaled by 1/sqrt(2*(index+1)).
 	outStd := cfg.InitStd / math.Sqrt(2*float64(index+1))
 
-	h := m.layerNorm(scope.At("norm1"), x)
+	h := m.layerNormTrain(scope.At("norm1"), x, training)
 	h = m.attention(scope.At("attn"), h, sharedBias, outStd)
 	if cfg.LayerScale > 0 {
 		h = Mul(h, ExpandLeftToRank(m.variable(scope, g, "gamma_1", constantInit(cfg.LayerScale), cfg.Dim), h.Rank()))
 	}
 	x = Add(x, DropPath(scope, h, dropRate))
 
-	h = m.layerNorm(scope.At("norm2"), x)
-	h = m.mlp(scope.At("mlp"), h, outStd)
+	h = m.layerNormTrain(scope.At("norm2"), x, training)
+	h = m.mlp(scope.At("mlp"), h, outStd, training)
 	if cfg.LayerScale > 0 {
 		h = Mul(h, ExpandLeftToRank(m.variable(scope, g, "gamma_2", constantInit(cfg.LayerScale), cfg.Dim), h.Rank()))
 	}
@@ -397,12 +397,37 @@ func (m *ViT) attention(scope *model.Scope, x, bias *Node, outStd float64) *Node
 
 	// qkv = x @ W_qkv + (q_bias, 0, v_bias)
 	w := m.variable(scope.At("qkv"), g, "weight", m.truncNormal(scope, cfg.InitStd), d, 3*d)
-	qkv := DotGeneral(x, []int{2}, nil, w, []int{0}, nil) // [B, T, 3D]
+	var qkv *Node // [B, T, 3D]
+	if m.computeDType == dtypes.Float32 {
+		qkv = linear(x, w)
+	} else {
+		qkv = DotGeneral(x, []int{2}, nil, w, []int{0}, nil)
+	}
 	if cfg.QKVBias {
 		qBias := m.variable(scope, g, "q_bias", zeroInit, d)
 		vBias := m.variable(scope, g, "v_bias", zeroInit, d)
 		qkv = Add(qkv, Reshape(Concatenate([]*Node{qBias, ZerosLike(qBias), vBias}, 0), 1, 1, 3*d))
 	}
+	if cfg.RelPosBias == RelPosPerLayer {
+		bias = m.relativePositionBias(scope, g)
+	}
+	var out *Node
+	if m.computeDType == dtypes.Float32 {
+		// Heads merged into the batch axis: [3, B*H, T, hd]; see attention_core.go.
+		qkvT := TransposeAllAxes(Reshape(qkv, batch, t, 3, heads, headDim), 2, 0, 3, 1, 4) // [3, B, H, T, hd]
+		out = attentionCore(Reshape(qkvT, 3, batch*heads, t, headDim), bias, batch, heads, 1/math.Sqrt(float64(headDim)))
+		out = TransposeAllAxes(Reshape(out, batch, heads, t, headDim), 0, 2, 1, 3) // [B, T, H, hd]
+	} else {
+		out = attentionPlain(qkv, bias, batch, t, heads, headDim, m.computeDType)
+	}
+	out = Reshape(out, batch, t, d)
+	return m.dense(scope.At("proj"), g, out, d, outStd)
+}
+
+// attentionPlain is the straightforward graph of attention on qkv [B, T, 3D]
+// (autodiff gradient), returning [B, T, H, hd]; used for bfloat16 and as the
+// reference the float32 core (attentionCore) is tested against.
+func attentionPlain(qkv, bias *Node, batch, t, heads, headDim int, computeDType dtypes.DType) *Node {
 	qkv = Reshape(qkv, batch, t, 3, heads, headDim)
 	q := Reshape(SliceAxis(qkv, 2, AxisElem(0)), batch, t, heads, headDim)
 	k := Reshape(SliceAxis(qkv, 2, AxisElem(1)), batch, t, heads, headDim)
@@ -412,26 +437,30 @@ func (m *ViT) attention(scope *model.Scope, x, bias *Node, outStd float64) *Node
 	q = MulScalar(q, 1/math.Sqrt(float64(headDim)))
 	logits := DotGeneral(q, []int{3}, []int{0, 2}, k, []int{3}, []int{0, 2}) // [B, H, T, T]
 	logits = ConvertDType(logits, dtypes.Float32)
-	if cfg.RelPosBias == RelPosPerLayer {
-		bias = m.relativePositionBias(scope, g)
-	}
 	if bias != nil {
 		logits = Add(logits, Reshape(bias, 1, heads, t, t))
 	}
-	attn := ConvertDType(Softmax(logits, -1), m.computeDType)
+	attn := ConvertDType(Softmax(logits, -1), computeDType)
 
 	// out[b, i, h] = sum_j attn[b, h, i, j] v[b, j, h]
 	out := DotGeneral(attn, []int{3}, []int{0, 1}, v, []int{1}, []int{0, 2}) // [B, H, T, hd]
-	out = TransposeAllAxes(out, 0, 2, 1, 3)                                  // [B, T, H, hd]
-	out = Reshape(out, batch, t, d)
-	return m.dense(scope.At("proj"), g, out, d, outStd)
+	return TransposeAllAxes(out, 0, 2, 1, 3)                                 // [B, T, H, hd]
 }
 
 // mlp is fc1 -> GELU (exact, erf) -> fc2.
-func (m *ViT) mlp(scope *model.Scope, x *Node, outStd float64) *Node {
+//
+// When training, GELU is built from primitives (x * 0.5 * (1 + erf(x/sqrt 2)),
+// the same formula): the library's Gelu runs the backend's fused op forward
+// and, for the gradient, the same decomposed graph as well, so in a training
+// step it computes erf twice.
+func (m *ViT) mlp(scope *model.Scope, x *Node, outStd float64, training bool) *Node {
 	g := x.Graph()
 	h := m.dense(scope.At("fc1"), g, x, m.cfg.mlpHidden(), m.cfg.InitStd)
-	h = activation.Gelu(h)
+	if training {
+		h = Mul(h, MulScalar(AddScalar(Erf(MulScalar(h, 1/math.Sqrt2)), 1), 0.5))
+	} else {
+		h = activation.Gelu(h)
+	}
 	return m.dense(scope.At("fc2"), g, h, m.cfg.Dim, outStd)
 }
 
@@ -441,8 +470,32 @@ func (m *ViT) dense(scope *model.Scope, g *Graph, x *Node, out int, std float64)
 	in := x.Shape().Dim(-1)
 	w := m.variable(scope, g, "weight", m.truncNormal(scope, std), in, out)
 	b := m.variable(scope, g, "bias", zeroInit, out)
-	y := DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
+	var y *Node
+	if m.computeDType == dtypes.Float32 {
+		y = linear(x, w) // hand-written gradient, see attention_core.go
+	} else {
+		y = DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
+	}
 	return Add(y, ExpandLeftToRank(b, y.Rank()))
+}
+
+// layerNormTrain is layerNorm; when training it builds the normalisation
+// from primitives only (the library's LayerNorm runs the backend's fused op
+// forward and, for the gradient, the decomposed graph as well).
+func (m *ViT) layerNormTrain(scope *model.Scope, x *Node, training bool) *Node {
+	if !training {
+		return m.layerNorm(scope, x)
+	}
+	g := x.Graph()
+	d := x.Shape().Dim(-1)
+	w := scope.WithInitializer(constantInit(1)).VariableWithShape("weight", shapes.Make(dtypes.Float32, d)).NodeValue(g)
+	b := scope.WithInitializer(zeroInit).VariableWithShape("bias", shapes.Make(dtypes.Float32, d)).NodeValue(g)
+	xf := ConvertDType(x, dtypes.Float32)
+	centered := Sub(xf, ReduceAndKeep(xf, ReduceMean, -1))
+	variance := ReduceAndKeep(Square(centered), ReduceMean, -1)
+	y := Div(centered, Sqrt(AddScalar(variance, m.cfg.LayerNormEps))) // (Rsqrt has no gradient in GoMLX)
+	y = Add(Mul(y, ExpandLeftToRank(w, y.Rank())), ExpandLeftToRank(b, y.Rank()))
+	return ConvertDType(y, m.computeDType)
 }
 
 // layerNorm normalises x over its last axis, in float32, with a learned

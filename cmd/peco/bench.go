@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	var iters, warmup int
 	var python, peerScript, out, backend string
 	var noPeer bool
+	var childTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "bench [WORKLOAD...]",
 		Short: "time training steps against the PyTorch peer on the same workloads; print a table, save JSON",
@@ -40,7 +42,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 				names = bench.Names()
 			}
 			for _, n := range names {
-				if _, ok := bench.Workloads[n]; !ok {
+				if _, ok := bench.Workloads[n]; !ok && n != bench.PipelineWorkload {
 					return fmt.Errorf("unknown workload %q; workloads: %s", n, strings.Join(bench.Names(), ", "))
 				}
 			}
@@ -52,16 +54,16 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 			for _, n := range names {
 				w := bench.Workloads[n]
 				fmt.Fprintf(stderr, "bench %s: peco...\n", n)
-				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend})
+				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend}, childTimeout)
 				if err != nil {
 					return fmt.Errorf("bench %s (peco): %w", n, err)
 				}
 				results = append(results, r)
-				if noPeer {
-					continue
+				if noPeer || n == bench.PipelineWorkload {
+					continue // no torchvision on this machine: the pipeline has no peer
 				}
 				fmt.Fprintf(stderr, "bench %s: torch...\n", n)
-				p, err := runChild(python, []string{peerScript, w.Peer, strconv.Itoa(w.Layers), strconv.Itoa(w.Batch), strconv.Itoa(warmup), strconv.Itoa(iters)})
+				p, err := runChild(python, []string{peerScript, w.Peer, strconv.Itoa(w.Layers), strconv.Itoa(w.Batch), strconv.Itoa(warmup), strconv.Itoa(iters)}, childTimeout)
 				if err != nil {
 					return fmt.Errorf("bench %s (peer %s %s; install it with apt-get install python3-torch libopenblas0-pthread, or pass --no-peer): %w", n, python, peerScript, err)
 				}
@@ -98,6 +100,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 	cmd.Flags().StringVar(&python, "python", "/usr/bin/python3", "python with torch, for the peer")
 	cmd.Flags().StringVar(&peerScript, "peer-script", filepath.Join("bench", "peers", "torch_peer.py"), "the PyTorch peer script")
 	cmd.Flags().BoolVar(&noPeer, "no-peer", false, "skip the PyTorch peer")
+	cmd.Flags().DurationVar(&childTimeout, "timeout", 20*time.Minute, "kill a workload's child process (SIGKILL) after this long; a hang is reported as an error")
 	cmd.Flags().StringVar(&out, "out", filepath.Join("bench", "results"), "folder for the JSON results (empty: do not save)")
 	cmd.Flags().StringVar(&backend, "backend", "", "compute backend for our steps (default $PECO_BACKEND or go)")
 	return cmd
@@ -113,6 +116,13 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if args[0] == bench.PipelineWorkload {
+				r, err := bench.RunPipeline(bench.DefaultCIFAR10, 64, warmup, iters)
+				if err != nil {
+					return err
+				}
+				return json.NewEncoder(stdout).Encode(r)
+			}
 			w, ok := bench.Workloads[args[0]]
 			if !ok {
 				return fmt.Errorf("unknown workload %q", args[0])
@@ -150,12 +160,20 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 
 // runChild runs a command that prints one JSON Result line last, and adds
 // its peak RSS.
-func runChild(name string, args []string) (bench.Result, error) {
+//
+// The child is killed with SIGKILL after timeout (peco catches SIGTERM for a
+// graceful stop, which a deadlocked backend never reaches).
+func runChild(name string, args []string, timeout time.Duration) (bench.Result, error) {
 	var r bench.Result
-	c := exec.Command(name, args...)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	c := exec.CommandContext(ctx, name, args...)
 	var outBuf, errBuf bytes.Buffer
 	c.Stdout, c.Stderr = &outBuf, &errBuf
 	if err := c.Run(); err != nil {
+		if ctx.Err() != nil {
+			return r, fmt.Errorf("killed after %s (hung?): %s", timeout, lastLines(errBuf.String(), 5))
+		}
 		return r, fmt.Errorf("%w: %s", err, lastLines(errBuf.String(), 5))
 	}
 	lines := strings.Split(strings.TrimSpace(outBuf.String()), "\n")
