@@ -18,6 +18,14 @@ const BackendEnv = "PECO_BACKEND"
 // DefaultBackend is the backend used when none is chosen: the pure-Go backend.
 const DefaultBackend = "go"
 
+// goDefaultConfig is what "go" means: the pure-Go backend running one graph
+// op at a time, each op (matmuls above all) still spread over every core.
+// With ops also run in parallel, the backend's worker pool can deadlock
+// (seen on tokenizer training graphs: the executor waits on the pool while a
+// matmul waits in Pool.Saturate); running ops sequentially avoids it at no
+// measured cost (bench/README.md). "go:<options>" passes options unchanged.
+const goDefaultConfig = "go:ops_sequential"
+
 // OpenBackend opens the compute backend named by spec: "go" (the pure-Go
 // backend, the default) or "xla:<PJRT plugin name or path>" (e.g.
 // "xla:cuda", "xla:/path/to/xla_cuda_plugin.so"), available in cgo builds.
@@ -29,6 +37,9 @@ func OpenBackend(spec string) (compute.Backend, string, error) {
 	}
 	if spec == "" {
 		spec = DefaultBackend
+	}
+	if spec == "go" {
+		spec = goDefaultConfig
 	}
 	name, _, _ := strings.Cut(spec, ":")
 	available := compute.List()
