@@ -181,7 +181,13 @@ func (c *Checkpoint) RestoreInto(store *model.Store, fromScope, toScope string) 
 			if !v.Shape().Equal(t.Shape()) {
 				return fmt.Errorf("checkpoint %s: variable %s has shape %s, the model's is %s", c.Path, p, t.Shape(), v.Shape())
 			}
-			if err := v.SetValue(t); err != nil {
+			// Each variable gets its own copy: SetValue frees the value it
+			// replaces, which may be this very tensor after an earlier restore.
+			tc, err := t.Clone()
+			if err != nil {
+				return fmt.Errorf("checkpoint %s: copying %s: %w", c.Path, p, err)
+			}
+			if err := v.SetValue(tc); err != nil {
 				return fmt.Errorf("checkpoint %s: setting %s: %w", c.Path, p, err)
 			}
 			continue
@@ -202,7 +208,10 @@ type checkpointLoader struct {
 func (l *checkpointLoader) LoadVariable(store *model.Store, fullPath string) (*tensors.Tensor, bool) {
 	if t, ok := l.values[fullPath]; ok {
 		delete(l.values, fullPath)
-		return t, true
+		if tc, err := t.Clone(); err == nil {
+			return tc, true
+		}
+		return nil, false
 	}
 	if l.prev != nil {
 		return l.prev.LoadVariable(store, fullPath)
@@ -278,4 +287,15 @@ func CopyFileAtomic(src, dst string) error {
 		return fmt.Errorf("copying %s: %w", src, err)
 	}
 	return WriteFileAtomic(dst, b)
+}
+
+// HasScope reports whether the checkpoint holds variables under scope.
+func (c *Checkpoint) HasScope(scope string) bool {
+	prefix := strings.TrimSuffix(scope, "/") + "/"
+	for p := range c.Variables {
+		if p == scope || strings.HasPrefix(p, prefix) {
+			return true
+		}
+	}
+	return false
 }

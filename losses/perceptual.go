@@ -14,13 +14,15 @@ import (
 
 // PerceptualConfig configures the perceptual loss.
 type PerceptualConfig struct {
-	Weight       float64                      `mapstructure:"weight" doc:"weight of the term in a composite loss (PeCo's lambda)"`
-	Network      registry.Spec[core.Backbone] `mapstructure:"network" doc:"frozen feature network, e.g. {type: mobilenet_v2} or {type: vit, ...}; its variables are never trained"`
-	Layers       []int                        `mapstructure:"layers" doc:"indices into the network's per-block features (negative counts from the end); empty: the final features only"`
-	LayerWeights []float64                    `mapstructure:"layer_weights" doc:"weight per entry of layers (empty: 1 each)"`
-	InputNorm    string                       `mapstructure:"input_norm" doc:"normalisation of the tokenizer's images: half ([-1,1]), imagenet or none ([0,1])"`
-	NetworkNorm  string                       `mapstructure:"network_norm" doc:"normalisation the network expects: imagenet, half or none"`
-	Scope        string                       `mapstructure:"scope" doc:"variable scope of the network under the scope the loss gets (the tokenizer task: the root, so /perceptual)"`
+	Weight          float64                      `mapstructure:"weight" doc:"weight of the term in a composite loss (PeCo's lambda)"`
+	Network         registry.Spec[core.Backbone] `mapstructure:"network" doc:"frozen feature network, e.g. {type: mobilenet_v2} or {type: vit, ...}; its variables are never trained"`
+	Layers          []int                        `mapstructure:"layers" doc:"indices into the network's per-block features (negative counts from the end); empty: the final features only"`
+	LayerWeights    []float64                    `mapstructure:"layer_weights" doc:"weight per entry of layers (empty: 1 each)"`
+	InputNorm       string                       `mapstructure:"input_norm" doc:"normalisation of the tokenizer's images: half ([-1,1]), imagenet or none ([0,1])"`
+	NetworkNorm     string                       `mapstructure:"network_norm" doc:"normalisation the network expects: imagenet, half or none"`
+	Scope           string                       `mapstructure:"scope" doc:"variable scope of the network under the scope the loss gets (the tokenizer task: the root, so /perceptual)"`
+	Checkpoint      string                       `mapstructure:"checkpoint" doc:"load the network's weights from a run of this project (.ckpt, run directory or runs/<name>), e.g. a ViT trained by the classification or MIM task; empty: the network's own weights (mobilenet_v2 from TFLite)"`
+	CheckpointScope string                       `mapstructure:"checkpoint_scope" doc:"scope of the network in that checkpoint (/backbone for classification and MIM runs)"`
 }
 
 // Validate checks the keys.
@@ -60,6 +62,8 @@ type Perceptual struct {
 	network core.Backbone
 	from    data.Normalizer
 	to      data.Normalizer
+	// ckpt holds the network's weights when Config.Checkpoint is set.
+	ckpt *core.Checkpoint
 }
 
 // NewPerceptual builds the loss and its network.
@@ -76,7 +80,20 @@ func NewPerceptual(c PerceptualConfig) (*Perceptual, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Perceptual{Config: c, network: net, from: from, to: to}, nil
+	l := &Perceptual{Config: c, network: net, from: from, to: to}
+	if c.Checkpoint != "" {
+		path, _, err := core.ResolveCheckpoint(c.Checkpoint)
+		if err != nil {
+			return nil, fmt.Errorf("perceptual: checkpoint: %w", err)
+		}
+		if l.ckpt, err = core.LoadCheckpoint(path); err != nil {
+			return nil, fmt.Errorf("perceptual: %w", err)
+		}
+		if !l.ckpt.HasScope(c.CheckpointScope) {
+			return nil, fmt.Errorf("perceptual: checkpoint %s holds no variables under %s", path, c.CheckpointScope)
+		}
+	}
+	return l, nil
 }
 
 // Weight implements core.Loss.
@@ -116,6 +133,12 @@ func (l *Perceptual) Compute(scope *model.Scope, in map[string]*Node) (*Node, er
 	both := Concatenate([]*Node{StopGradient(x), y}, 0)
 	both = renormalise(both, l.from, l.to)
 	ns := scope.At("%s", l.Config.Scope)
+	if l.ckpt != nil {
+		// The network's variables take the checkpoint's values as they are created.
+		if err := l.ckpt.RestoreInto(ns.Store(), l.Config.CheckpointScope, ns.Scope()); err != nil {
+			return nil, fmt.Errorf("perceptual: %w", err)
+		}
+	}
 	f := l.network.Forward(ns, both, core.ForwardOptions{})
 	for v := range ns.IterVariables() {
 		v.SetTrainable(false)
@@ -154,7 +177,7 @@ func (l *Perceptual) Compute(scope *model.Scope, in map[string]*Node) (*Node, er
 func init() {
 	registry.Register(core.Losses, "perceptual", "feature distance through a frozen network (inputs: input, reconstruction)",
 		func() PerceptualConfig {
-			return PerceptualConfig{Weight: 0.1, InputNorm: data.NormalizeHalf, NetworkNorm: data.NormalizeImageNet, Scope: "perceptual"}
+			return PerceptualConfig{Weight: 0.1, InputNorm: data.NormalizeHalf, NetworkNorm: data.NormalizeImageNet, Scope: "perceptual", CheckpointScope: "/backbone"}
 		},
 		func(c PerceptualConfig) (core.Loss, error) { return NewPerceptual(c) })
 }
