@@ -9,6 +9,7 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -60,7 +61,9 @@ func Names() []string {
 	for n := range Workloads {
 		out = append(out, n)
 	}
-	out = append(out, PipelineWorkload)
+	for n := range Pipelines {
+		out = append(out, n)
+	}
 	sort.Strings(out)
 	return out
 }
@@ -240,29 +243,40 @@ func Table(results []Result) string {
 	return b.String()
 }
 
-// PipelineWorkload is the input-pipeline workload: real CIFAR-10 training
-// images decoded from the tar.gz archive and augmented (random-resized crop
-// to 32px, flip, normalisation) by data.NewPipeline with one worker per CPU;
-// no model runs.
-const PipelineWorkload = "pipeline-cifar10-b64"
+// Pipeline is an input-pipeline workload: real training images decoded
+// from a data archive and augmented (random-resized crop to Size, flip,
+// normalisation) by data.NewPipeline with one worker per CPU; no model runs.
+type Pipeline struct {
+	Name    string
+	Archive string // file name in the data folder
+	Size    int    // crop side
+	Batch   int
+}
 
-// DefaultCIFAR10 is the CIFAR-10 archive the pipeline workload reads.
-const DefaultCIFAR10 = "/work/shared/data/cifar10.tar.gz"
+// Pipelines lists the input-pipeline workloads by name.
+var Pipelines = map[string]Pipeline{
+	"pipeline-cifar10-b64":    {Name: "pipeline-cifar10-b64", Archive: "cifar10.tar.gz", Size: 32, Batch: 64},
+	"pipeline-imagenette-b64": {Name: "pipeline-imagenette-b64", Archive: "imagenette-160.tar.gz", Size: 128, Batch: 64},
+}
 
-// RunPipeline times the input pipeline over the CIFAR-10 archive at root:
-// warmup batches, then iters timed batches; it reports the median
-// seconds per batch (images/s = batch / that). Opening the archive is
-// reported as CompileSec.
-func RunPipeline(root string, batch, warmup, iters int) (Result, error) {
-	res := Result{Workload: PipelineWorkload, Impl: "peco", Batch: batch, Iters: iters}
+// DefaultDataDir is where the pipeline workloads find their archives,
+// relative to the repository root.
+const DefaultDataDir = "../shared/data"
+
+// RunPipeline times an input pipeline over its archive in dataDir: warmup
+// batches, then iters timed batches; it reports the median seconds per batch
+// (images/s = batch / that). Opening the archive is reported as CompileSec.
+func RunPipeline(w Pipeline, dataDir string, warmup, iters int) (Result, error) {
+	batch := w.Batch
+	res := Result{Workload: w.Name, Impl: "peco", Batch: batch, Iters: iters}
 	t0 := time.Now()
-	ds, err := data.OpenImageFolder(data.ImageFolderConfig{Root: root, Split: "train"})
+	ds, err := data.OpenImageFolder(data.ImageFolderConfig{Root: filepath.Join(dataDir, w.Archive), Split: "train"})
 	if err != nil {
 		return res, err
 	}
 	res.CompileSec = time.Since(t0).Seconds()
 	acfg := data.DefaultAugmentConfig()
-	acfg.Size = 32
+	acfg.Size = w.Size
 	aug, err := acfg.Compile()
 	if err != nil {
 		return res, err
@@ -299,6 +313,6 @@ func RunPipeline(root string, batch, warmup, iters int) (Result, error) {
 	sort.Float64s(times)
 	res.SecPerStep = times[len(times)/2]
 	res.ImgPerSec = float64(batch) / res.SecPerStep
-	res.Note = fmt.Sprintf("%d workers, decode + random-resized-crop 32 + flip + normalize", p.Config().Workers)
+	res.Note = fmt.Sprintf("%d workers, decode + random-resized-crop %d + flip + normalize", p.Config().Workers, w.Size)
 	return res, nil
 }

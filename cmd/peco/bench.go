@@ -26,6 +26,7 @@ import (
 // PyTorch peer, each in its own process, in one invocation.
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	var iters, warmup int
+	var dataDir string
 	var python, peerScript, out, backend string
 	var noPeer bool
 	var childTimeout time.Duration
@@ -42,7 +43,8 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 				names = bench.Names()
 			}
 			for _, n := range names {
-				if _, ok := bench.Workloads[n]; !ok && n != bench.PipelineWorkload {
+				_, isPipe := bench.Pipelines[n]
+				if _, ok := bench.Workloads[n]; !ok && !isPipe {
 					return fmt.Errorf("unknown workload %q; workloads: %s", n, strings.Join(bench.Names(), ", "))
 				}
 			}
@@ -54,12 +56,12 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 			for _, n := range names {
 				w := bench.Workloads[n]
 				fmt.Fprintf(stderr, "bench %s: peco...\n", n)
-				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend}, childTimeout)
+				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend, "--data", dataDir}, childTimeout)
 				if err != nil {
 					return fmt.Errorf("bench %s (peco): %w", n, err)
 				}
 				results = append(results, r)
-				if noPeer || n == bench.PipelineWorkload {
+				if _, isPipe := bench.Pipelines[n]; noPeer || isPipe {
 					continue // no torchvision on this machine: the pipeline has no peer
 				}
 				fmt.Fprintf(stderr, "bench %s: torch...\n", n)
@@ -103,6 +105,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 	cmd.Flags().DurationVar(&childTimeout, "timeout", 20*time.Minute, "kill a workload's child process (SIGKILL) after this long; a hang is reported as an error")
 	cmd.Flags().StringVar(&out, "out", filepath.Join("bench", "results"), "folder for the JSON results (empty: do not save)")
 	cmd.Flags().StringVar(&backend, "backend", "", "compute backend for our steps (default $PECO_BACKEND or go)")
+	cmd.Flags().StringVar(&dataDir, "data", bench.DefaultDataDir, "folder holding the data archives of the pipeline workloads")
 	return cmd
 }
 
@@ -110,14 +113,15 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 // its result as JSON.
 func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 	var iters, warmup int
+	var dataDir string
 	var backend, cpuProfile string
 	cmd := &cobra.Command{
 		Use:    "bench-worker WORKLOAD",
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if args[0] == bench.PipelineWorkload {
-				r, err := bench.RunPipeline(bench.DefaultCIFAR10, 64, warmup, iters)
+			if pw, ok := bench.Pipelines[args[0]]; ok {
+				r, err := bench.RunPipeline(pw, dataDir, warmup, iters)
 				if err != nil {
 					return err
 				}
@@ -154,6 +158,7 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&iters, "iters", 5, "timed steps")
 	cmd.Flags().IntVar(&warmup, "warmup", 2, "untimed steps")
 	cmd.Flags().StringVar(&backend, "backend", "", "compute backend")
+	cmd.Flags().StringVar(&dataDir, "data", bench.DefaultDataDir, "folder holding the data archives")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the workload to this file")
 	return cmd
 }
