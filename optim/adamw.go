@@ -41,6 +41,7 @@ type AdamWConfig struct {
 	WeightDecay float64                 `mapstructure:"weight_decay" doc:"decoupled weight decay (AdamW)"`
 	NoDecay     []string                `mapstructure:"no_decay" doc:"variable names excluded from weight decay (besides every rank<2 variable: biases, norms)"`
 	ClipGrad    float64                 `mapstructure:"clip_grad" doc:"global gradient-norm clipping threshold (0 = off)"`
+	AccumSteps  int                     `mapstructure:"accum_steps" doc:"gradient accumulation: average the gradients of this many batches per update (1 = off)"`
 	Schedule    registry.Spec[Schedule] `mapstructure:"schedule" doc:"learning-rate schedule"`
 }
 
@@ -55,6 +56,8 @@ func (c *AdamWConfig) Validate() error {
 		return fmt.Errorf("eps must be > 0")
 	case c.WeightDecay < 0 || c.ClipGrad < 0:
 		return fmt.Errorf("weight_decay and clip_grad must be >= 0")
+	case c.AccumSteps < 0:
+		return fmt.Errorf("accum_steps must be >= 1 (0 means 1)")
 	}
 	return nil
 }
@@ -63,7 +66,7 @@ func (c *AdamWConfig) Validate() error {
 // weight decay 0.05, clipping 3.0, cosine schedule.
 func DefaultAdamW() AdamWConfig {
 	return AdamWConfig{
-		LR: 1.5e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, ClipGrad: 3.0,
+		LR: 1.5e-3, Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.05, ClipGrad: 3.0, AccumSteps: 1,
 		NoDecay:  []string{"cls_token", "mask_token", "pos_embed", "rel_pos_bias_table"},
 		Schedule: registry.Spec[Schedule]{Type: "cosine", Config: &CosineConfig{WarmupFrac: 0.05}},
 	}
@@ -140,6 +143,31 @@ func (o *AdamW) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 			grads[i] = ConvertDType(grads[i], dtype)
 		}
 	}
+	// Gradient accumulation: add this batch's gradients to accumulators and
+	// update the weights (with their mean) only on every AccumSteps-th call;
+	// on the other calls every state keeps its value.
+	apply := (*Node)(nil)
+	if n := o.Config.AccumSteps; n > 1 {
+		accScope := scope.Store().Scope("/" + Scope).WithInitializer(initializer.Zero)
+		countVar := accScope.VariableWithShape("accum_count", shapes.Make(dtype)).SetTrainable(false)
+		count := AddScalar(countVar.NodeValue(g), 1)
+		apply = GreaterOrEqual(count, Scalar(g, dtype, float64(n)))
+		countVar.SetNodeValue(Where(apply, ScalarZero(g, dtype), count))
+		for i, v := range vars {
+			av := scope.Store().Scope(path.Join("/", Scope, v.Scope())).WithInitializer(initializer.Zero).
+				VariableWithShape(v.Name()+"_acc", v.Shape()).SetTrainable(false)
+			acc := Add(av.NodeValue(g), grads[i])
+			av.SetNodeValue(Where(apply, ZerosLike(acc), acc))
+			grads[i] = DivScalar(acc, float64(n))
+		}
+	}
+	// keep returns next on update steps and old otherwise.
+	keep := func(next, old *Node) *Node {
+		if apply == nil {
+			return next
+		}
+		return Where(apply, next, old)
+	}
 	// Global gradient norm, logged and used for clipping.
 	var sq *Node
 	for _, gr := range grads {
@@ -161,7 +189,10 @@ func (o *AdamW) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 		}
 	}
 	_ = optimizer.IncrementGlobalStep(g, dtype)
-	step := optimizer.IncrementCounter(scope.Store().Scope("/"+Scope), g, "step", dtype)
+	stepVar := scope.Store().Scope("/"+Scope).WithInitializer(initializer.Zero).
+		VariableWithShape("step", shapes.Make(dtype)).SetTrainable(false)
+	step := AddScalar(stepVar.NodeValue(g), 1)
+	stepVar.SetNodeValue(keep(step, stepVar.NodeValue(g)))
 	lr := LRVar(scope.Store()).NodeValue(g)
 	b1 := Scalar(g, dtype, o.Config.Beta1)
 	b2 := Scalar(g, dtype, o.Config.Beta2)
@@ -177,8 +208,8 @@ func (o *AdamW) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 		m2v := mScope.VariableWithShape(v.Name()+"_m2", v.Shape()).SetTrainable(false)
 		m1 := Add(MulScalar(m1v.NodeValue(g), o.Config.Beta1), MulScalar(gr, 1-o.Config.Beta1))
 		m2 := Add(MulScalar(m2v.NodeValue(g), o.Config.Beta2), MulScalar(Square(gr), 1-o.Config.Beta2))
-		m1v.SetNodeValue(m1)
-		m2v.SetNodeValue(m2)
+		m1v.SetNodeValue(keep(m1, m1v.NodeValue(g)))
+		m2v.SetNodeValue(keep(m2, m2v.NodeValue(g)))
 		update := Div(Div(m1, debias1), AddScalar(Sqrt(Div(m2, debias2)), o.Config.Eps))
 		p := v.NodeValue(g)
 		if o.Decays(v) && o.Config.WeightDecay > 0 {
@@ -190,7 +221,7 @@ func (o *AdamW) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 				vlr = MulScalar(lr, s)
 			}
 		}
-		v.SetNodeValue(Sub(p, Mul(vlr, update)))
+		v.SetNodeValue(keep(Sub(p, Mul(vlr, update)), p))
 	}
 }
 

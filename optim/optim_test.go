@@ -98,3 +98,49 @@ func TestAdamWStep(t *testing.T) {
 	scale := 1.0 / (norm + 1e-6)
 	near("b first moment (clipped grad)", get(m1), []float64{0.1 * -4 * scale, 0.1 * -4 * scale})
 }
+
+// TestAdamWGradientAccumulation checks that accum_steps 2 leaves the weights
+// alone on the first batch and then takes the step one batch with the mean
+// gradient would take.
+func TestAdamWGradientAccumulation(t *testing.T) {
+	backend, err := gobackend.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(accum int, xs ...[]float32) []float32 {
+		store := model.NewStore()
+		w := store.Scope("/model").VariableWithValue("w", [][]float32{{1, 2}, {3, 4}})
+		opt := &AdamW{Config: DefaultAdamW()}
+		opt.Config.AccumSteps = accum
+		opt.Config.ClipGrad = 0
+		if err := SetLR(store, 0.1); err != nil {
+			t.Fatal(err)
+		}
+		exec, err := model.NewExec(backend, store, func(scope *model.Scope, x *Node) *Node {
+			loss := ReduceAllSum(Mul(scope.In("model").GetVariable("w").NodeValue(x.Graph()), x))
+			opt.UpdateGraph(scope, x.Graph(), loss)
+			return loss
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range xs {
+			if _, err := exec.Exec(tensors.FromFlatDataAndDimensions(x, 2, 2)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return tensors.MustCopyFlatData[float32](w.MustValue())
+	}
+	x1 := []float32{1, -2, 0.5, 4}
+	x2 := []float32{3, 2, -1.5, 0}
+	mean := []float32{2, 0, -0.5, 2}
+	if got := run(2, x1); got[0] != 1 || got[1] != 2 || got[2] != 3 || got[3] != 4 {
+		t.Errorf("after one of two accumulated batches the weights moved: %v", got)
+	}
+	got, want := run(2, x1, x2), run(1, mean)
+	for i := range want {
+		if math.Abs(float64(got[i]-want[i])) > 1e-6 {
+			t.Fatalf("accumulated step %v, want the mean-gradient step %v", got, want)
+		}
+	}
+}
