@@ -62,6 +62,9 @@ func TestRunDirContents(t *testing.T) {
 	if string(got) != string(cfg) {
 		t.Errorf("config.yaml = %q", got)
 	}
+	if fi, err := os.Stat(filepath.Join(dir, MetaFile)); err != nil || fi.Mode().Perm() != 0o644 {
+		t.Errorf("meta.json mode: %v, %v", fi.Mode(), err)
+	}
 	// No temporary files are left behind.
 	entries, _ := os.ReadDir(dir)
 	for _, e := range entries {
