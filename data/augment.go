@@ -502,6 +502,8 @@ type AugmentConfig struct {
 	CropPct             float64     `mapstructure:"crop_pct" doc:"evaluation center-crop fraction: resize shorter side to size/crop_pct"`
 	SecondSize          int         `mapstructure:"second_size" doc:"side of the second (tokenizer) view; 0 disables it"`
 	SecondInterpolation string      `mapstructure:"second_interpolation" doc:"resize filter of the second view"`
+	// RandAugment runs on the main view only, after crop, flip and jitter.
+	RandAugment RandAugmentConfig `mapstructure:"randaugment" doc:"RandAugment on the main training view (n 0 = off; BEiT fine-tuning: n 2, m 9, mstd 0.5)"`
 }
 
 // DefaultAugmentConfig returns a single 224-pixel view with torchvision's
@@ -541,7 +543,7 @@ func (c AugmentConfig) Compile() (*Augmenter, error) {
 		eval: CenterCrop{Size: c.Size, CropPct: c.CropPct, Interpolation: c.Interpolation},
 	}
 	var errs []error
-	errs = append(errs, a.crop.Validate(), a.flip.Validate(), c.ColorJitter.Validate(), a.eval.Validate())
+	errs = append(errs, a.crop.Validate(), a.flip.Validate(), c.ColorJitter.Validate(), a.eval.Validate(), c.RandAugment.Validate())
 	if c.SecondSize < 0 {
 		errs = append(errs, fmt.Errorf("data: augment: second_size %d must be >= 0", c.SecondSize))
 	}
@@ -595,6 +597,9 @@ func (a *Augmenter) Train(im *Image, r *rand.Rand) (view, second *Image, err err
 		if second, err = finish(a.cfg.SecondSize, a.f2); err != nil {
 			return nil, nil, fmt.Errorf("data: augment: %w", err)
 		}
+	}
+	if a.cfg.RandAugment.N > 0 {
+		view = a.cfg.RandAugment.Apply(view, r)
 	}
 	return view, second, nil
 }

@@ -256,7 +256,7 @@ func TestMixupCutMixRun(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "mix")
 	err := run(t, cfg, dir, false, io.Discard, context.Background(),
 		"task.mix={mixup: 0.8, cutmix: 1.0, prob: 1.0, switch_prob: 0.5}", "task.erasing.prob=0.25",
-		"task.loss.label_smoothing=0.1", "task.epochs=1")
+		"task.loss.label_smoothing=0.1", "task.epochs=1", "task.data.augment.randaugment={n: 2, m: 9, mstd: 0.5}")
 	if err != nil {
 		t.Fatal(err)
 	}
