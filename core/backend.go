@@ -22,8 +22,9 @@ const DefaultBackend = "go"
 // op at a time, each op (matmuls above all) still spread over every core.
 // With ops also run in parallel, the backend's worker pool can deadlock
 // (seen on tokenizer training graphs: the executor waits on the pool while a
-// matmul waits in Pool.Saturate); running ops sequentially avoids it at no
-// measured cost (bench/README.md). "go:<options>" passes options unchanged.
+// matmul waits in Pool.Saturate); running ops sequentially avoids it, at
+// ~15% on small models (docs/gomlx_notes.md). "go:<options>" passes options
+// unchanged ("go:" alone is GoMLX's default).
 const goDefaultConfig = "go:ops_sequential"
 
 // OpenBackend opens the compute backend named by spec: "go" (the pure-Go
