@@ -28,20 +28,9 @@ import (
 	"github.com/peco-dev/peco/registry"
 )
 
-// DataConfig selects the splits and their processing.
-type DataConfig struct {
-	Train     registry.Spec[data.Dataset] `mapstructure:"train" doc:"training split"`
-	Val       registry.Spec[data.Dataset] `mapstructure:"val" doc:"validation split"`
-	Augment   data.AugmentConfig          `mapstructure:"augment" doc:"training augmentation and evaluation crop"`
-	BatchSize int                         `mapstructure:"batch_size" doc:"training batch size"`
-	EvalBatch int                         `mapstructure:"eval_batch_size" doc:"evaluation batch size"`
-	Workers   int                         `mapstructure:"workers" doc:"decoding/augmentation goroutines (0 = number of CPUs)"`
-	// MaxTrain and MaxVal cap the samples used (a seeded subset), for quick runs.
-	MaxTrain int `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
-	MaxVal   int `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
-	// Cache keeps decoded images in memory so epochs after the first do no decoding.
-	Cache data.CacheConfig `mapstructure:"cache" doc:"in-memory cache of decoded images"`
-}
+// DataConfig selects the splits and their processing (shared by the
+// training tasks).
+type DataConfig = data.Splits
 
 // Config configures the classification task.
 type Config struct {
@@ -79,11 +68,11 @@ func (c *Config) Validate() error {
 	if err := c.Erasing.Validate(); err != nil {
 		return err
 	}
-	if !c.Data.Train.IsSet() || !c.Data.Val.IsSet() || !c.Backbone.IsSet() {
-		return errors.New("data.train, data.val and backbone must be set")
+	if err := c.Data.Validate(); err != nil {
+		return err
 	}
-	if c.Data.BatchSize <= 0 || c.Data.EvalBatch <= 0 || c.Data.MaxTrain < 0 || c.Data.MaxVal < 0 {
-		return errors.New("data.batch_size and data.eval_batch_size must be > 0, max_train and max_val >= 0")
+	if !c.Backbone.IsSet() {
+		return errors.New("backbone must be set")
 	}
 	return nil
 }
@@ -95,9 +84,7 @@ func DefaultConfig() Config {
 	opt.LR = 1e-3
 	return Config{
 		LoopConfig: core.DefaultLoop(),
-		Data: DataConfig{
-			Augment: data.DefaultAugmentConfig(), BatchSize: 64, EvalBatch: 128, Cache: data.DefaultCacheConfig(),
-		},
+		Data:       data.DefaultSplits(),
 		Pool:       "mean",
 		Mode:       ModeFinetune,
 		LayerDecay: 1,
@@ -135,11 +122,7 @@ type example struct {
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	trainDS, err := data.OpenSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed, cfg.Data.Cache)
-	if err != nil {
-		return err
-	}
-	valDS, err := data.OpenSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1, cfg.Data.Cache)
+	trainDS, valDS, err := cfg.Data.Open(env.Seed)
 	if err != nil {
 		return err
 	}

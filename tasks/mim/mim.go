@@ -29,20 +29,13 @@ import (
 	"github.com/peco-dev/peco/tokenizers"
 )
 
-// DataConfig selects the splits and their processing.
+// DataConfig selects the splits and their processing: the training tasks'
+// shared data section (augment.second_size is the tokenizer view's side; 0:
+// the model's view) plus the tokenizer view's normalisation.
 type DataConfig struct {
-	Train   registry.Spec[data.Dataset] `mapstructure:"train" doc:"training split"`
-	Val     registry.Spec[data.Dataset] `mapstructure:"val" doc:"validation split (MIM loss/accuracy with fixed masks each epoch)"`
-	Augment data.AugmentConfig          `mapstructure:"augment" doc:"crop/flip/jitter; second_size is the tokenizer view's side (0: the model's view)"`
+	data.Splits `mapstructure:",squash"`
 	// TargetNormalize is the normalization of the tokenizer's view.
 	TargetNormalize string `mapstructure:"target_normalize" doc:"normalization of the tokenizer view: half ([-1,1], what the vqvae/dvae tokenizers take), none ([0,1]) or imagenet"`
-	BatchSize       int    `mapstructure:"batch_size" doc:"training batch size"`
-	EvalBatch       int    `mapstructure:"eval_batch_size" doc:"validation batch size (the last partial batch is dropped)"`
-	Workers         int    `mapstructure:"workers" doc:"decoding/augmentation goroutines (0 = number of CPUs)"`
-	MaxTrain        int    `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
-	MaxVal          int    `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
-	// Cache keeps decoded images in memory so epochs after the first do no decoding.
-	Cache data.CacheConfig `mapstructure:"cache" doc:"in-memory cache of decoded images"`
 }
 
 // Config configures the MIM task.
@@ -61,11 +54,11 @@ func (c *Config) Validate() error {
 	if err := c.LoopConfig.Validate(); err != nil {
 		return err
 	}
-	if !c.Data.Train.IsSet() || !c.Data.Val.IsSet() || !c.Backbone.IsSet() || !c.Tokenizer.IsSet() || !c.Masker.IsSet() {
-		return errors.New("data.train, data.val, backbone, tokenizer and masker must be set")
+	if err := c.Data.Splits.Validate(); err != nil {
+		return err
 	}
-	if c.Data.BatchSize <= 0 || c.Data.EvalBatch <= 0 || c.Data.MaxTrain < 0 || c.Data.MaxVal < 0 {
-		return errors.New("data.batch_size and data.eval_batch_size must be > 0, max_train and max_val >= 0")
+	if !c.Backbone.IsSet() || !c.Tokenizer.IsSet() || !c.Masker.IsSet() {
+		return errors.New("backbone, tokenizer and masker must be set")
 	}
 	if _, err := data.NewNormalizer(c.Data.TargetNormalize); err != nil {
 		return fmt.Errorf("data.target_normalize: %w", err)
@@ -87,7 +80,8 @@ func DefaultConfig() Config {
 	return Config{
 		LoopConfig: core.DefaultLoop(),
 		Data: DataConfig{
-			Augment: aug, TargetNormalize: data.NormalizeHalf, BatchSize: 64, EvalBatch: 128, Cache: data.DefaultCacheConfig(),
+			Splits:          data.Splits{Augment: aug, BatchSize: 64, EvalBatch: 128, Cache: data.DefaultCacheConfig()},
+			TargetNormalize: data.NormalizeHalf,
 		},
 		Tokenizer: registry.Spec[core.Tokenizer]{Type: "pixels", Config: registry.MustDefaults(core.Tokenizers, "pixels")},
 		Masker:    registry.Spec[data.MaskerFactory]{Type: "blockwise", Config: registry.MustDefaults(data.Maskers, "blockwise")},
@@ -154,10 +148,7 @@ func (s *setup) close() {
 func newSetup(cfg Config, seed int64) (*setup, error) {
 	s := &setup{cfg: cfg}
 	var err error
-	if s.trainDS, err = data.OpenSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, seed, cfg.Data.Cache); err != nil {
-		return nil, err
-	}
-	if s.valDS, err = data.OpenSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, seed+1, cfg.Data.Cache); err != nil {
+	if s.trainDS, s.valDS, err = cfg.Data.Open(seed); err != nil {
 		return nil, err
 	}
 	backbone, err := cfg.Backbone.Build()

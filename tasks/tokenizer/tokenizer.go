@@ -34,19 +34,9 @@ import (
 // Scope is the store scope of the tokenizer's variables.
 const Scope = "tokenizer"
 
-// DataConfig selects the splits and their processing.
-type DataConfig struct {
-	Train     registry.Spec[data.Dataset] `mapstructure:"train" doc:"training split"`
-	Val       registry.Spec[data.Dataset] `mapstructure:"val" doc:"validation split (reconstruction metrics, codebook health, image grids)"`
-	Augment   data.AugmentConfig          `mapstructure:"augment" doc:"training augmentation and evaluation crop; normalize must be half (tokenizers take [-1, 1])"`
-	BatchSize int                         `mapstructure:"batch_size" doc:"training batch size"`
-	EvalBatch int                         `mapstructure:"eval_batch_size" doc:"evaluation batch size"`
-	Workers   int                         `mapstructure:"workers" doc:"decoding/augmentation goroutines (0 = number of CPUs)"`
-	MaxTrain  int                         `mapstructure:"max_train" doc:"use a seeded random subset of this many training samples (0 = all)"`
-	MaxVal    int                         `mapstructure:"max_val" doc:"use a seeded random subset of this many validation samples (0 = all)"`
-	// Cache keeps decoded images in memory so epochs after the first do no decoding.
-	Cache data.CacheConfig `mapstructure:"cache" doc:"in-memory cache of decoded images"`
-}
+// DataConfig selects the splits and their processing (shared by the
+// training tasks); augment.normalize must be half (tokenizers take [-1, 1]).
+type DataConfig = data.Splits
 
 // Config configures the tokenizer task.
 type Config struct {
@@ -63,13 +53,16 @@ func (c *Config) Validate() error {
 	if err := c.LoopConfig.Validate(); err != nil {
 		return err
 	}
-	if !c.Data.Train.IsSet() || !c.Data.Val.IsSet() || !c.Tokenizer.IsSet() {
-		return errors.New("data.train, data.val and tokenizer must be set")
+	if err := c.Data.Validate(); err != nil {
+		return err
+	}
+	if !c.Tokenizer.IsSet() {
+		return errors.New("tokenizer must be set")
 	}
 	if len(c.Losses) == 0 {
 		return errors.New("losses must list at least one term")
 	}
-	if c.Data.BatchSize <= 0 || c.Data.EvalBatch <= 0 || c.Data.MaxTrain < 0 || c.Data.MaxVal < 0 || c.GridImages < 0 {
+	if c.GridImages < 0 {
 		return errors.New("data.batch_size and data.eval_batch_size must be > 0; max_train, max_val and grid_images >= 0")
 	}
 	if c.Data.Augment.Normalize != tokenizers.InputNorm {
@@ -87,7 +80,7 @@ func DefaultConfig() Config {
 	aug.Size, aug.Scale, aug.Normalize, aug.CropPct = 32, [2]float64{0.8, 1}, data.NormalizeHalf, 1
 	return Config{
 		LoopConfig: core.DefaultLoop(),
-		Data:       DataConfig{Augment: aug, BatchSize: 64, EvalBatch: 100, Cache: data.DefaultCacheConfig()},
+		Data:       data.Splits{Augment: aug, BatchSize: 64, EvalBatch: 100, Cache: data.DefaultCacheConfig()},
 		Tokenizer:  registry.Spec[core.Tokenizer]{Type: "vqvae", Config: registry.MustDefaults(core.Tokenizers, "vqvae")},
 		Losses: []registry.Spec[core.Loss]{
 			{Type: "l1", Config: registry.MustDefaults(core.Losses, "l1")},
@@ -167,11 +160,7 @@ func lossGraph(scope *model.Scope, tok tokenizers.Trainable, terms []term, image
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	trainDS, err := data.OpenSplit(cfg.Data.Train, "data.train", cfg.Data.MaxTrain, env.Seed, cfg.Data.Cache)
-	if err != nil {
-		return err
-	}
-	valDS, err := data.OpenSplit(cfg.Data.Val, "data.val", cfg.Data.MaxVal, env.Seed+1, cfg.Data.Cache)
+	trainDS, valDS, err := cfg.Data.Open(env.Seed)
 	if err != nil {
 		return err
 	}
