@@ -3,8 +3,10 @@ package tokenizer
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute/gobackend"
@@ -190,5 +192,31 @@ func TestDVAERuns(t *testing.T) {
 	}
 	if len(temps) < 2 || !(temps[len(temps)-1] < temps[0]) || !(ramps[len(ramps)-1] > ramps[0]) {
 		t.Errorf("temperatures %v, kl ramps %v: want falling and rising", temps, ramps)
+	}
+}
+
+// TestAdversarialTermInTask trains a tiny VQ-VAE with the adversarial term
+// on from the start: the term is logged each step and stays finite.
+func TestAdversarialTermInTask(t *testing.T) {
+	cfg := strings.Replace(tinyVQ, "  losses:\n    - {type: l1}\n    - {type: vq, beta: 0.25}\n",
+		"  losses:\n    - {type: l1}\n    - {type: vq, beta: 0.25}\n    - {type: adversarial, weight: 0.5, width: 8, layers: 1, start: 0}\n", 1)
+	cfg = strings.Replace(cfg, "epochs: 2", "epochs: 1", 1)
+	if cfg == tinyVQ {
+		t.Fatal("the test config was not rewritten")
+	}
+	recs, _ := run(t, cfg)
+	n := 0
+	for _, r := range recs {
+		if r["phase"] != "train" {
+			continue
+		}
+		v, ok := r["loss_adversarial"].(float64)
+		if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+			t.Fatalf("train record without a finite loss_adversarial: %v", r)
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no train records")
 	}
 }
