@@ -49,3 +49,16 @@ func (c Splits) Open(seed int64) (train, val Dataset, err error) {
 	}
 	return train, val, nil
 }
+
+// TrainPipeline is the pipeline configuration of the training split: batches
+// of BatchSize, shuffled per epoch from seed, the last partial batch dropped
+// (so every step has the same shape).
+func (c Splits) TrainPipeline(seed int64) PipelineConfig {
+	return PipelineConfig{BatchSize: c.BatchSize, Shuffle: true, DropLast: true, Workers: c.Workers, Seed: seed, World: 1}
+}
+
+// EvalPipeline is the pipeline configuration of the validation split:
+// batches of EvalBatch in dataset order, the last partial batch kept.
+func (c Splits) EvalPipeline(seed int64) PipelineConfig {
+	return PipelineConfig{BatchSize: c.EvalBatch, Workers: c.Workers, Seed: seed, World: 1}
+}

@@ -162,7 +162,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		pix := norm.Apply(v, nil)
 		cfg.Erasing.Apply(r, pix, v.H, v.W, v.C)
 		return example{pix: pix, label: int32(s.Label)}, nil
-	}, data.PipelineConfig{BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	}, cfg.Data.TrainPipeline(env.Seed))
 	if err != nil {
 		return fmt.Errorf("data.train: %w", err)
 	}
@@ -173,7 +173,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 			return example{}, fmt.Errorf("%s: %w", s.Path, err)
 		}
 		return example{pix: norm.Apply(v, nil), label: int32(s.Label)}, nil
-	}, data.PipelineConfig{BatchSize: cfg.Data.EvalBatch, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	}, cfg.Data.EvalPipeline(env.Seed))
 	if err != nil {
 		return fmt.Errorf("data.val: %w", err)
 	}

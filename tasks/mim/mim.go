@@ -235,9 +235,11 @@ func newSetup(cfg Config, seed int64) (*setup, error) {
 			return example{}, fmt.Errorf("%s: %w", smp.Path, err)
 		}
 		return build(smp, v, second, mr)
-	}, data.PipelineConfig{BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers, Seed: seed, World: 1}); err != nil {
+	}, cfg.Data.TrainPipeline(seed)); err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)
 	}
+	valCfg := cfg.Data.EvalPipeline(seed)
+	valCfg.DropLast = true // every validation batch has the graph's fixed shape
 	if s.valPipe, err = data.NewPipeline(s.valDS, func(smp data.Sample, r *rand.Rand) (example, error) {
 		mr := data.SplitRNG(r)
 		v, second, err := aug.Eval(smp.Image)
@@ -245,7 +247,7 @@ func newSetup(cfg Config, seed int64) (*setup, error) {
 			return example{}, fmt.Errorf("%s: %w", smp.Path, err)
 		}
 		return build(smp, v, second, mr)
-	}, data.PipelineConfig{BatchSize: cfg.Data.EvalBatch, DropLast: true, Workers: cfg.Data.Workers, Seed: seed, World: 1}); err != nil {
+	}, valCfg); err != nil {
 		s.close()
 		return nil, fmt.Errorf("data.val: %w", err)
 	}

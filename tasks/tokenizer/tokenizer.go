@@ -197,7 +197,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 			return nil, fmt.Errorf("%s: %w", s.Path, err)
 		}
 		return norm.Apply(v, nil), nil
-	}, data.PipelineConfig{BatchSize: cfg.Data.BatchSize, Shuffle: true, DropLast: true, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	}, cfg.Data.TrainPipeline(env.Seed))
 	if err != nil {
 		return fmt.Errorf("data.train: %w", err)
 	}
@@ -208,7 +208,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 			return nil, fmt.Errorf("%s: %w", s.Path, err)
 		}
 		return norm.Apply(v, nil), nil
-	}, data.PipelineConfig{BatchSize: cfg.Data.EvalBatch, Workers: cfg.Data.Workers, Seed: env.Seed, World: 1})
+	}, cfg.Data.EvalPipeline(env.Seed))
 	if err != nil {
 		return fmt.Errorf("data.val: %w", err)
 	}
