@@ -1,0 +1,231 @@
+// Package gemm implements dense matrix multiplication kernels for the CPU
+// backend.
+//
+// MatMulFloat32 is the fast path: a BLIS/GotoBLAS-style blocked GEMM. Panels of
+// A (mr rows, k-major) and of B (nr columns, k-major) are packed into
+// contiguous, zero-padded buffers (packing absorbs transposition and edges), the
+// k dimension is blocked by kcMax so that a B micro-panel stays in L1 and a
+// packed block of A in L2, and a register-blocked 6x16 microkernel computes
+// each tile of C. On amd64 with AVX2 and FMA the microkernel is written in
+// assembly; elsewhere a pure-Go kernel over the same packed layout is used.
+//
+// MatMul is a simple generic version for every other numeric dtype.
+package gemm
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+)
+
+const (
+	// mr x nr is the register tile computed by one microkernel call.
+	mr = 6
+	nr = 16
+
+	// kcMax bounds the depth of a packed block: a B micro-panel (kcMax*nr
+	// floats = 16 KiB) plus an A micro-panel (kcMax*mr floats = 6 KiB) fit in
+	// the 32 KiB L1.
+	kcMax = 256
+	// mcMax bounds the rows of a packed A block (mcMax*kcMax floats = 144 KiB,
+	// well inside a 512 KiB L2). Multiple of mr.
+	mcMax = 144
+	// ncMax bounds the columns of a packed B block (kcMax*ncMax floats = 1 MiB,
+	// streamed from L3 one 16 KiB micro-panel at a time). Multiple of nr.
+	ncMax = 1024
+
+	// minParallelWork is the number of multiply-adds (batch*m*n*k) below which
+	// MatMulFloat32 runs inline on the calling goroutine.
+	minParallelWork = 1 << 16
+)
+
+// workspace holds one goroutine's packing buffers. Workspaces are recycled
+// through wsPool so that the hot path does not allocate.
+type workspace struct {
+	a   []float32        // packed A block, up to mcMax x kcMax
+	b   []float32        // packed B block, up to kcMax x ncMax
+	tmp [mr * nr]float32 // scratch tile for partial (edge) tiles
+}
+
+var wsPool = sync.Pool{New: func() any {
+	return &workspace{
+		a: make([]float32, mcMax*kcMax),
+		b: make([]float32, kcMax*ncMax),
+	}
+}}
+
+// MatMulFloat32 computes C[b] = op(A[b]) x op(B[b]) for b in [0, batch).
+// A is [batch][m][k] row-major, or [batch][k][m] when transA; B is [batch][k][n], or [batch][n][k] when transB;
+// C is [batch][m][n], overwritten (not accumulated). Slices are contiguous and exactly sized (len(a) == batch*m*k, ...).
+// It uses up to runtime.GOMAXPROCS(0) goroutines.
+//
+// Problems smaller than about 64K multiply-adds run on the calling goroutine.
+// Larger ones are split into independent tasks (batch entries, and row or
+// column ranges of C when the batch is small), executed by at most
+// GOMAXPROCS goroutines including the caller. If k == 0, C is zeroed. It
+// panics if a dimension is negative or a slice is too short. No alignment is
+// required.
+func MatMulFloat32(batch, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32) {
+	checkDims(batch, m, n, k, len(a), len(b), len(c))
+	if batch == 0 || m == 0 || n == 0 {
+		return
+	}
+	if k == 0 {
+		clear(c[:batch*m*n])
+		return
+	}
+	strideA, strideB, strideC := m*k, k*n, m*n
+
+	threads := runtime.GOMAXPROCS(0)
+	if threads <= 1 || batch*m*n*k < minParallelWork {
+		ws := wsPool.Get().(*workspace)
+		for bi := 0; bi < batch; bi++ {
+			gemmRange(ws, m, n, k,
+				a[bi*strideA:(bi+1)*strideA], transA,
+				b[bi*strideB:(bi+1)*strideB], transB,
+				c[bi*strideC:(bi+1)*strideC], 0, m, 0, n)
+		}
+		wsPool.Put(ws)
+		return
+	}
+
+	// Split each batch entry into parts so that the number of tasks divides
+	// evenly among the goroutines (or is large enough not to matter).
+	parts := 1
+	if batch < 4*threads {
+		parts = threads / gcd(batch, threads)
+	}
+	mTiles, nTiles := ceilDiv(m, mr), ceilDiv(n, nr)
+	mParts, nParts := parts, 1
+	if mTiles < parts {
+		// Too few rows: split the columns of C as well.
+		mParts = mTiles
+		nParts = min(ceilDiv(parts, mParts), nTiles)
+	}
+	perBatch := mParts * nParts
+	tasks := batch * perBatch
+	workers := min(threads, tasks)
+
+	var next atomic.Int64
+	run := func() {
+		ws := wsPool.Get().(*workspace)
+		for {
+			t := int(next.Add(1) - 1)
+			if t >= tasks {
+				break
+			}
+			bi, r := t/perBatch, t%perBatch
+			mp, np := r/nParts, r%nParts
+			m0, m1 := splitTiles(mTiles, mParts, mp, mr, m)
+			n0, n1 := splitTiles(nTiles, nParts, np, nr, n)
+			gemmRange(ws, m, n, k,
+				a[bi*strideA:(bi+1)*strideA], transA,
+				b[bi*strideB:(bi+1)*strideB], transB,
+				c[bi*strideC:(bi+1)*strideC], m0, m1, n0, n1)
+		}
+		wsPool.Put(ws)
+	}
+	var wg sync.WaitGroup
+	for w := 1; w < workers; w++ {
+		wg.Go(run)
+	}
+	run()
+	wg.Wait()
+}
+
+// checkDims panics on negative dimensions or slices too short for them.
+func checkDims(batch, m, n, k, lenA, lenB, lenC int) {
+	if batch < 0 || m < 0 || n < 0 || k < 0 {
+		panic(fmt.Sprintf("gemm: negative dimension (batch=%d, m=%d, n=%d, k=%d)", batch, m, n, k))
+	}
+	if lenA < batch*m*k || lenB < batch*k*n || lenC < batch*m*n {
+		panic(fmt.Sprintf("gemm: slices too short for batch=%d, m=%d, n=%d, k=%d: len(a)=%d, len(b)=%d, len(c)=%d",
+			batch, m, n, k, lenA, lenB, lenC))
+	}
+}
+
+// gemmRange computes rows [m0, m1) and columns [n0, n1) of one C = op(A) x
+// op(B) product, where a, b and c hold exactly one batch entry.
+func gemmRange(ws *workspace, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32, m0, m1, n0, n1 int) {
+	// Even k blocks (rounded up to a multiple of 4 for the unrolled kernel
+	// loop) avoid a thin last block.
+	kcStep := min(roundUp(ceilDiv(k, ceilDiv(k, kcMax)), 4), kcMax)
+	mcStep := min(roundUp(ceilDiv(m1-m0, ceilDiv(m1-m0, mcMax)), mr), mcMax)
+	for jc := n0; jc < n1; jc += ncMax {
+		nc := min(ncMax, n1-jc)
+		for pc := 0; pc < k; pc += kcStep {
+			kc := min(kcStep, k-pc)
+			packB(ws.b, b, transB, n, k, pc, kc, jc, nc)
+			for ic := m0; ic < m1; ic += mcStep {
+				mc := min(mcStep, m1-ic)
+				packA(ws.a, a, transA, m, k, ic, mc, pc, kc)
+				macroKernel(ws, kc, mc, nc, c[ic*n+jc:], n, pc > 0)
+			}
+		}
+	}
+}
+
+// macroKernel multiplies a packed mc x kc block of A by a packed kc x nc block
+// of B into the mc x nc block of C starting at c[0] (row stride ldc). With acc
+// the product is added to C, otherwise C is overwritten.
+func macroKernel(ws *workspace, kc, mc, nc int, c []float32, ldc int, acc bool) {
+	asm := useAVX2
+	for jr := 0; jr < nc; jr += nr {
+		cols := min(nr, nc-jr)
+		bp := ws.b[jr*kc : jr*kc+kc*nr]
+		for ir := 0; ir < mc; ir += mr {
+			rows := min(mr, mc-ir)
+			ap := ws.a[ir*kc : ir*kc+kc*mr]
+			off := ir*ldc + jr
+			if rows == mr && cols == nr {
+				ct := c[off : off+(mr-1)*ldc+nr]
+				if asm {
+					kernel6x16AVX2(kc, &ap[0], &bp[0], &ct[0], ldc, acc)
+				} else {
+					kernelGo(kc, ap, bp, ct, ldc, acc)
+				}
+				continue
+			}
+			// Edge tile: compute the full (zero-padded) tile into scratch and
+			// copy out the valid part.
+			tmp := ws.tmp[:]
+			if asm {
+				kernel6x16AVX2(kc, &ap[0], &bp[0], &tmp[0], nr, false)
+			} else {
+				kernelGo(kc, ap, bp, tmp, nr, false)
+			}
+			for r := 0; r < rows; r++ {
+				dst := c[off+r*ldc : off+r*ldc+cols]
+				src := tmp[r*nr : r*nr+cols]
+				if acc {
+					for j, v := range src {
+						dst[j] += v
+					}
+				} else {
+					copy(dst, src)
+				}
+			}
+		}
+	}
+}
+
+// splitTiles divides tiles tiles of size tile into parts nearly equal
+// contiguous ranges and returns the element range [lo, hi) of range part,
+// clipped to size.
+func splitTiles(tiles, parts, part, tile, size int) (lo, hi int) {
+	lo = min(tiles*part/parts*tile, size)
+	hi = min(tiles*(part+1)/parts*tile, size)
+	return lo, hi
+}
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
+
+func roundUp(a, b int) int { return ceilDiv(a, b) * b }
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}

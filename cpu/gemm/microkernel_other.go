@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package gemm
+
+// useAVX2 is always false off amd64: only the pure-Go kernel exists there.
+var useAVX2 = false
+
+// kernel6x16AVX2 is never called off amd64 (useAVX2 is false).
+func kernel6x16AVX2(kc int, a, b, c *float32, ldc int, acc bool) {
+	panic("gemm: assembly kernel not available on this architecture")
+}
