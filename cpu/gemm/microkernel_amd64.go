@@ -15,3 +15,21 @@ var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //
 //go:noescape
 func kernel6x16AVX2(kc int, a, b, c *float32, ldc int, acc bool)
+
+// packA6N packs rows src[r*lds : r*lds+kc] for r in [0, 6) into dst k-major:
+// dst[p*6+r] = src[r*lds+p]. Implemented in pack_amd64.s (SSE).
+//
+//go:noescape
+func packA6N(kc int, src *float32, lds int, dst *float32)
+
+// packA6T packs src[p*lds : p*lds+6] for p in [0, kc) into dst:
+// dst[p*6+r] = src[p*lds+r]. Implemented in pack_amd64.s.
+//
+//go:noescape
+func packA6T(kc int, src *float32, lds int, dst *float32)
+
+// packB16T packs src[c*lds : c*lds+kc] for c in [0, 16) into dst k-major:
+// dst[p*16+c] = src[c*lds+p]. Implemented in pack_amd64.s (SSE).
+//
+//go:noescape
+func packB16T(kc int, src *float32, lds int, dst *float32)

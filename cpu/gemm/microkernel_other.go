@@ -9,3 +9,18 @@ var useAVX2 = false
 func kernel6x16AVX2(kc int, a, b, c *float32, ldc int, acc bool) {
 	panic("gemm: assembly kernel not available on this architecture")
 }
+
+// packA6N is never called off amd64 (useAVX2 is false).
+func packA6N(kc int, src *float32, lds int, dst *float32) {
+	panic("gemm: assembly packing not available on this architecture")
+}
+
+// packA6T is never called off amd64 (useAVX2 is false).
+func packA6T(kc int, src *float32, lds int, dst *float32) {
+	panic("gemm: assembly packing not available on this architecture")
+}
+
+// packB16T is never called off amd64 (useAVX2 is false).
+func packB16T(kc int, src *float32, lds int, dst *float32) {
+	panic("gemm: assembly packing not available on this architecture")
+}

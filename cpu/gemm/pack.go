@@ -11,6 +11,12 @@ func packA(dst, a []float32, transA bool, m, k, ic, mc, pc, kc int) {
 		panel := dst[ir*kc : ir*kc+kc*mr]
 		i0 := ic + ir
 		switch {
+		case rows == mr && !transA && useAVX2:
+			src := a[i0*k+pc : (i0+mr-1)*k+pc+kc]
+			packA6N(kc, &src[0], k, &panel[0])
+		case rows == mr && transA && useAVX2:
+			src := a[pc*m+i0 : (pc+kc-1)*m+i0+mr]
+			packA6T(kc, &src[0], m, &panel[0])
 		case rows == mr && !transA:
 			r0 := a[(i0+0)*k+pc : (i0+0)*k+pc+kc]
 			r1 := a[(i0+1)*k+pc : (i0+1)*k+pc+kc]
@@ -61,6 +67,9 @@ func packB(dst, b []float32, transB bool, n, k, pc, kc, jc, nc int) {
 				s := (*[nr]float32)(b[(pc+p)*n+j0 : (pc+p)*n+j0+nr])
 				*(*[nr]float32)(panel[p*nr : p*nr+nr]) = *s
 			}
+		case cols == nr && transB && useAVX2:
+			src := b[j0*k+pc : (j0+nr-1)*k+pc+kc]
+			packB16T(kc, &src[0], k, &panel[0])
 		case transB:
 			for col := range cols {
 				s := b[(j0+col)*k+pc : (j0+col)*k+pc+kc]
