@@ -183,11 +183,15 @@ func strided[T any](out []T, o, os int, in []T, i, is, n int) {
 	}
 }
 
-// tileSize is the edge of the square blocks used by 2-D transposes.
-const tileSize = 16
+// tileSize is the edge of the square tiles used by 2-D transposes: a tile
+// of output rows (tileSize*4 bytes each for float32) and the input lines it
+// reads both fit in L1. Measured on Zen3, 64 beats 8, 16 and 32 for large
+// matrices and is on par for small ones. (Fully unrolled 8×8 blocks through
+// array pointers were measured too and were not faster.)
+const tileSize = 64
 
 // transposeTile sets out[o + x*ldo + y] = in[i + x + y*ldi] for x < xs,
-// y < ys, walking tileSize×tileSize blocks so both sides stay in cache.
+// y < ys, walking tileSize×tileSize tiles so both sides stay in cache.
 func transposeTile[T any](out []T, o, ldo int, in []T, i, ldi int, xs, ys int) {
 	for y0 := 0; y0 < ys; y0 += tileSize {
 		y1 := min(y0+tileSize, ys)
