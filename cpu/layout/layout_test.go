@@ -335,6 +335,13 @@ func TestPad(t *testing.T) {
 		{[]int{4}, []compute.PadAxis{P(-9, 0, 2)}},
 		{[]int{0}, []compute.PadAxis{P(2, 1, 3)}},
 		{[]int{3, 4}, []compute.PadAxis{P(1, 0, 0)}},
+		{[]int{3, 4}, []compute.PadAxis{P(-3, 1, 0), P(1, 1, 0)}},
+		{[]int{2, 4}, []compute.PadAxis{P(0, 0, 0), P(6, -8, 0)}},
+		{[]int{2, 4}, []compute.PadAxis{P(-6, 5, 0), P(1, 0, 0)}},
+		{[]int{2, 3, 4}, []compute.PadAxis{P(0, 1, 0), P(5, -6, 0), P(1, 0, 0)}},
+		{[]int{1, 1, 5}, []compute.PadAxis{P(0, 0, 0), P(0, 0, 0), P(2, -1, 0)}},
+		{[]int{1, 3, 4}, []compute.PadAxis{P(0, 0, 0), P(-1, 2, 0), P(0, -2, 0)}},
+		{[]int{2, 3, 4}, []compute.PadAxis{P(1, 1, 0), P(0, 0, 0), P(-1, 1, 0)}},
 		{[]int{3, 4}, []compute.PadAxis{P(0, 0, 0), P(1, 2, 1)}},
 		{[]int{3, 4}, []compute.PadAxis{P(-1, 2, 1), P(2, -3, 2)}},
 		{[]int{64, 64, 768}, []compute.PadAxis{P(0, 0, 0), P(1, 0, 0)}}, // parallel, slice grad

@@ -206,7 +206,8 @@ func Pad[T any](out []T, in []T, inDims []int, fill T, axes []compute.PadAxis) e
 	outStrides := rowMajorStrides(outDims)
 	dims := make([]int, rank)
 	os := make([]int, rank)
-	inOff, outOff := 0, 0
+	pos := make([]int, rank) // output position of the first copied element
+	inOff, outOff, interior := 0, 0, 0
 	covers := true // whether the copied input covers the whole output
 	for a := range rank {
 		var pa compute.PadAxis
@@ -227,13 +228,22 @@ func Pad[T any](out []T, in []T, inDims []int, fill T, axes []compute.PadAxis) e
 		}
 		dims[a] = max(hi-lo, 0)
 		os[a] = outStrides[a] * step
+		pos[a] = pa.Start + lo*step
 		inOff += lo * inStrides[a]
-		outOff += (pa.Start + lo*step) * outStrides[a]
+		outOff += pos[a] * outStrides[a]
+		if dims[a] > 1 {
+			interior += pa.Interior
+		}
 		if dims[a] != outDims[a] {
 			covers = false
 		}
 	}
-	if !covers {
+	if covers {
+		// Pure crop: nothing to fill.
+	} else if interior == 0 && len(in) > 0 && len(out) > 0 {
+		padBox(out, outDims, outStrides, in, inStrides, inOff, dims, pos, fill)
+		return nil
+	} else {
 		parallelFill(out, fill)
 	}
 	p := newPlan(dims, os, inStrides)
@@ -241,6 +251,55 @@ func Pad[T any](out []T, in []T, inDims []int, fill T, axes []compute.PadAxis) e
 		run(p, out, outOff, in, inOff)
 	}
 	return nil
+}
+
+// padBox writes a padding without interior: along each axis a, output
+// positions [pos[a], pos[a]+cnt[a]) copy the input box of cnt starting at
+// inOff, everything else gets fill. Each output element is written once,
+// and the axis-0 positions of the box are split across goroutines.
+func padBox[T any](out []T, outDims, outStrides []int, in []T, inStrides []int, inOff int, cnt, pos []int, v T) {
+	// Skip leading axes of size 1 in both.
+	a0 := 0
+	for a0 < len(outDims)-1 && outDims[a0] == 1 && cnt[a0] == 1 {
+		a0++
+	}
+	if cnt[a0] == 0 {
+		parallelFill(out, v)
+		return
+	}
+	last := len(outDims) - 1
+	var rec func(a, o, i int)
+	rec = func(a, o, i int) {
+		s, c, st := pos[a], cnt[a], outStrides[a]
+		if c == 0 {
+			// The box is empty (pos may lie outside the output).
+			fill(out[o:o+outDims[a]*st], v)
+			return
+		}
+		if a == last {
+			fill(out[o:o+s], v)
+			copy(out[o+s:o+s+c], in[i:i+c])
+			fill(out[o+s+c:o+outDims[a]], v)
+			return
+		}
+		fill(out[o:o+s*st], v)
+		for k := range c {
+			rec(a+1, o+(s+k)*st, i+k*inStrides[a])
+		}
+		fill(out[o+(s+c)*st:o+outDims[a]*st], v)
+	}
+	if a0 == last {
+		rec(a0, 0, inOff)
+		return
+	}
+	s, c, st := pos[a0], cnt[a0], outStrides[a0]
+	fill(out[:s*st], v)
+	fill(out[(s+c)*st:], v)
+	parallelFor(c, c*st, func(lo, hi int) {
+		for k := lo; k < hi; k++ {
+			rec(a0+1, (s+k)*st, inOff+k*inStrides[a0])
+		}
+	})
 }
 
 // Reverse copies in (dims) into out reversing the listed axes: along each of
