@@ -38,6 +38,14 @@ const (
 	// minParallelWork is the number of multiply-adds (batch*m*n*k) below which
 	// MatMulFloat32 runs inline on the calling goroutine.
 	minParallelWork = 1 << 16
+
+	// minSharedWork is the number of multiply-adds (m*n*k) of one product
+	// above which a small batch is computed product by product with a shared
+	// packed B (see gemmShared).
+	minSharedWork = 1 << 22
+	// sharedMaxB bounds the floats of B packed at once by gemmShared (4 MiB,
+	// well inside L3).
+	sharedMaxB = 1 << 20
 )
 
 // workspace holds one goroutine's packing buffers. Workspaces are recycled
@@ -90,8 +98,22 @@ func MatMulFloat32(batch, m, n, k int, a []float32, transA bool, b []float32, tr
 		return
 	}
 
-	// Split each batch entry into parts so that the number of tasks divides
-	// evenly among the goroutines (or is large enough not to matter).
+	if batch < 2*threads && m*n*k >= minSharedWork && m >= 2*mr*threads {
+		// Few large products: pack B once per product and share it, with the
+		// rows of C handed out dynamically in blocks.
+		for bi := 0; bi < batch; bi++ {
+			gemmShared(threads, m, n, k,
+				a[bi*strideA:(bi+1)*strideA], transA,
+				b[bi*strideB:(bi+1)*strideB], transB,
+				c[bi*strideC:(bi+1)*strideC])
+		}
+		return
+	}
+
+	// Otherwise each task is a whole product or a part of one, packing its
+	// own panels. Split each batch entry into parts so that the number of
+	// tasks divides evenly among the goroutines (or is large enough not to
+	// matter).
 	parts := 1
 	if batch < 4*threads {
 		parts = threads / gcd(batch, threads)
@@ -105,10 +127,8 @@ func MatMulFloat32(batch, m, n, k int, a []float32, transA bool, b []float32, tr
 	}
 	perBatch := mParts * nParts
 	tasks := batch * perBatch
-	workers := min(threads, tasks)
-
 	var next atomic.Int64
-	run := func() {
+	parallel(min(threads, tasks), func() {
 		ws := wsPool.Get().(*workspace)
 		for {
 			t := int(next.Add(1) - 1)
@@ -125,13 +145,91 @@ func MatMulFloat32(batch, m, n, k int, a []float32, transA bool, b []float32, tr
 				c[bi*strideC:(bi+1)*strideC], m0, m1, n0, n1)
 		}
 		wsPool.Put(ws)
-	}
+	})
+}
+
+// parallel runs f on workers goroutines (the caller being one of them) and
+// waits for all of them.
+func parallel(workers int, f func()) {
 	var wg sync.WaitGroup
 	for w := 1; w < workers; w++ {
-		wg.Go(run)
+		wg.Go(f)
 	}
-	run()
+	f()
 	wg.Wait()
+}
+
+// sharedPool recycles the shared packed-B buffers of gemmShared.
+var sharedPool = sync.Pool{New: func() any { return new([]float32) }}
+
+// gemmShared computes one product c = op(a) x op(b) with up to threads
+// goroutines. Columns of C are processed in chunks whose packed B (all of k)
+// fits in sharedMaxB floats; for each chunk B is packed once, cooperatively,
+// then the goroutines take row blocks of C dynamically, each packing its own
+// blocks of A. Dynamic row blocks keep both cores busy even when one of them
+// is shared with other work.
+func gemmShared(threads, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32) {
+	kcStep := min(roundUp(ceilDiv(k, ceilDiv(k, kcMax)), 4), kcMax)
+	kBlocks := ceilDiv(k, kcStep)
+	// Row blocks: at most mcMax rows, and at least 4 blocks per goroutine
+	// for load balance.
+	mcStep := min(mcMax, roundUp(ceilDiv(m, 4*threads), mr))
+	mBlocks := ceilDiv(m, mcStep)
+	chunk := max(nr, sharedMaxB/k/nr*nr)
+
+	bufp := sharedPool.Get().(*[]float32)
+	need := min(roundUp(n, nr), chunk) * k
+	if cap(*bufp) < need {
+		*bufp = make([]float32, need)
+	}
+	pb := (*bufp)[:need]
+
+	for jc := 0; jc < n; jc += chunk {
+		nc := min(chunk, n-jc)
+		ncPad := roundUp(nc, nr)
+		panels := ncPad / nr
+
+		// Phase 1: pack B[:, jc:jc+nc] for all k blocks; block pc starts at
+		// pb[pc*ncPad]. Work units are (k block, 4 panels).
+		const panelsPerUnit = 4
+		unitsPerK := ceilDiv(panels, panelsPerUnit)
+		units := kBlocks * unitsPerK
+		var next atomic.Int64
+		parallel(min(threads, units), func() {
+			for {
+				u := int(next.Add(1) - 1)
+				if u >= units {
+					return
+				}
+				pc := u / unitsPerK * kcStep
+				kc := min(kcStep, k-pc)
+				p0 := u % unitsPerK * panelsPerUnit * nr
+				p1 := min(p0+panelsPerUnit*nr, nc)
+				packB(pb[pc*ncPad+p0*kc:], b, transB, n, k, pc, kc, jc+p0, p1-p0)
+			}
+		})
+
+		// Phase 2: row blocks of C.
+		next.Store(0)
+		parallel(min(threads, mBlocks), func() {
+			ws := wsPool.Get().(*workspace)
+			for {
+				blk := int(next.Add(1) - 1)
+				if blk >= mBlocks {
+					break
+				}
+				ic := blk * mcStep
+				mc := min(mcStep, m-ic)
+				for pc := 0; pc < k; pc += kcStep {
+					kc := min(kcStep, k-pc)
+					packA(ws.a, a, transA, m, k, ic, mc, pc, kc)
+					macroKernel(ws, ws.a, pb[pc*ncPad:], kc, mc, nc, c[ic*n+jc:], n, pc > 0)
+				}
+			}
+			wsPool.Put(ws)
+		})
+	}
+	sharedPool.Put(bufp)
 }
 
 // checkDims panics on negative dimensions or slices too short for them.
@@ -160,23 +258,24 @@ func gemmRange(ws *workspace, m, n, k int, a []float32, transA bool, b []float32
 			for ic := m0; ic < m1; ic += mcStep {
 				mc := min(mcStep, m1-ic)
 				packA(ws.a, a, transA, m, k, ic, mc, pc, kc)
-				macroKernel(ws, kc, mc, nc, c[ic*n+jc:], n, pc > 0)
+				macroKernel(ws, ws.a, ws.b, kc, mc, nc, c[ic*n+jc:], n, pc > 0)
 			}
 		}
 	}
 }
 
-// macroKernel multiplies a packed mc x kc block of A by a packed kc x nc block
-// of B into the mc x nc block of C starting at c[0] (row stride ldc). With acc
-// the product is added to C, otherwise C is overwritten.
-func macroKernel(ws *workspace, kc, mc, nc int, c []float32, ldc int, acc bool) {
+// macroKernel multiplies the packed mc x kc block pa of A by the packed kc x nc
+// block pb of B into the mc x nc block of C starting at c[0] (row stride ldc).
+// With acc the product is added to C, otherwise C is overwritten. ws provides
+// the scratch tile.
+func macroKernel(ws *workspace, pa, pb []float32, kc, mc, nc int, c []float32, ldc int, acc bool) {
 	asm := useAVX2
 	for jr := 0; jr < nc; jr += nr {
 		cols := min(nr, nc-jr)
-		bp := ws.b[jr*kc : jr*kc+kc*nr]
+		bp := pb[jr*kc : jr*kc+kc*nr]
 		for ir := 0; ir < mc; ir += mr {
 			rows := min(mr, mc-ir)
-			ap := ws.a[ir*kc : ir*kc+kc*mr]
+			ap := pa[ir*kc : ir*kc+kc*mr]
 			off := ir*ldc + jr
 			if rows == mr && cols == nr {
 				ct := c[off : off+(mr-1)*ldc+nr]

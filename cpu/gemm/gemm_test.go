@@ -134,12 +134,18 @@ func TestMatMulFloat32Large(t *testing.T) {
 		t.Skip("short")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, s := range []shape{{1, 302, 1100, 530}, {1, 768, 192, 2080}, {2, 7, 2100, 65}} {
-		for _, transA := range []bool{false, true} {
-			for _, transB := range []bool{false, true} {
-				checkMatMulFloat32(t, rng, s, transA, transB)
+	shapes := []shape{{1, 302, 1100, 530}, {1, 768, 192, 2080}, {2, 7, 2100, 65}, {1, 40, 1100, 2100}, {3, 97, 131, 1500}}
+	for _, procs := range []int{2, 3} {
+		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			for _, s := range shapes {
+				for _, transA := range []bool{false, true} {
+					for _, transB := range []bool{false, true} {
+						checkMatMulFloat32(t, rng, s, transA, transB)
+					}
+				}
 			}
-		}
+		})
 	}
 }
 
