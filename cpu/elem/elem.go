@@ -1,0 +1,345 @@
+// Package elem implements element-wise, comparison, selection, conversion and
+// reduction kernels for the peco CPU compute backend.
+//
+// Kernels operate on plain Go slices holding row-major tensors. Shapes are
+// given as []int dimensions; an empty or nil dimension slice denotes a scalar
+// holding one element. The `any` entry points (Unary, Binary, Compare, Where,
+// Clamp, Convert, Reduce, ArgMinMax) switch on the dynamic slice type
+// ([]float32, []float64, []int8 ... []int64, []uint8 ... []uint64, []bool) and
+// return an error naming the op and dtype when a combination is unsupported or
+// sizes do not match; they never panic on bad input.
+//
+// Semantics follow github.com/gomlx/compute's Backend ops (XLA semantics):
+// binary operands are broadcast to the output shape (each operand has the
+// output's rank with every dimension equal to the output's or 1, or it is a
+// scalar), integer division by zero yields -1 (all bits set) and remainder by
+// zero yields the dividend, float to integer conversion truncates toward zero
+// and saturates (NaN converts to 0), and Max/Min propagate NaN.
+//
+// Large operations (more than about 64K elements, fewer for transcendental
+// functions) are split across runtime.GOMAXPROCS(0) goroutines in contiguous
+// chunks. The package keeps no global mutable state.
+package elem
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+)
+
+// Number is the set of numeric element types supported by the kernels.
+type Number interface {
+	float32 | float64 | int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64
+}
+
+// Float is the set of floating point element types.
+type Float interface {
+	float32 | float64
+}
+
+// Integer is the set of integer element types.
+type Integer interface {
+	int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64
+}
+
+// Signed is the set of signed integer element types.
+type Signed interface {
+	int8 | int16 | int32 | int64
+}
+
+// Unsigned is the set of unsigned integer element types.
+type Unsigned interface {
+	uint8 | uint16 | uint32 | uint64
+}
+
+// ParallelThreshold is the number of output elements above which cheap
+// element-wise operations are split across goroutines.
+const ParallelThreshold = 64 * 1024
+
+// parallelThresholdHeavy is used for transcendental functions, where each
+// element costs several nanoseconds.
+const parallelThresholdHeavy = 16 * 1024
+
+// chunkAlign is the granularity (in elements) of parallel chunks, chosen so
+// that chunks of []bool, []float32 and []float64 outputs do not share cache
+// lines.
+const chunkAlign = 64
+
+// dimsSize returns the number of elements of a row-major shape with the given
+// dimensions (1 for a scalar) and an error if any dimension is negative.
+func dimsSize(dims []int) (int, error) {
+	n := 1
+	for _, d := range dims {
+		if d < 0 {
+			return 0, fmt.Errorf("negative dimension in %v", dims)
+		}
+		n *= d
+	}
+	return n, nil
+}
+
+// typeName returns the dtype name of a slice given as any.
+func typeName(x any) string {
+	switch x.(type) {
+	case []float32:
+		return "float32"
+	case []float64:
+		return "float64"
+	case []int8:
+		return "int8"
+	case []int16:
+		return "int16"
+	case []int32:
+		return "int32"
+	case []int64:
+		return "int64"
+	case []uint8:
+		return "uint8"
+	case []uint16:
+		return "uint16"
+	case []uint32:
+		return "uint32"
+	case []uint64:
+		return "uint64"
+	case []bool:
+		return "bool"
+	case nil:
+		return "nil"
+	}
+	return fmt.Sprintf("unsupported type %T", x)
+}
+
+// sliceLen returns the length of a supported slice given as any, or -1.
+func sliceLen(x any) int {
+	switch v := x.(type) {
+	case []float32:
+		return len(v)
+	case []float64:
+		return len(v)
+	case []int8:
+		return len(v)
+	case []int16:
+		return len(v)
+	case []int32:
+		return len(v)
+	case []int64:
+		return len(v)
+	case []uint8:
+		return len(v)
+	case []uint16:
+		return len(v)
+	case []uint32:
+		return len(v)
+	case []uint64:
+		return len(v)
+	case []bool:
+		return len(v)
+	}
+	return -1
+}
+
+// parallelFor calls fn over [0, n) split into contiguous chunks, one per
+// available processor, when n exceeds threshold; otherwise it calls fn(0, n)
+// on the calling goroutine. Chunk boundaries are multiples of align.
+func parallelFor(n, threshold, align int, fn func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if n <= threshold || workers <= 1 {
+		if n > 0 {
+			fn(0, n)
+		}
+		return
+	}
+	if threshold >= 2 {
+		// Give each goroutine at least threshold/2 elements.
+		workers = min(workers, max(n/(threshold/2), 1))
+	}
+	if align < 1 {
+		align = 1
+	}
+	chunk := (n + workers - 1) / workers
+	chunk = (chunk + align - 1) / align * align
+	var wg sync.WaitGroup
+	lo := 0
+	for ; lo+chunk < n; lo += chunk {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, lo+chunk)
+	}
+	fn(lo, n)
+	wg.Wait()
+}
+
+// maxOperands is the maximum number of broadcast input operands of a plan.
+const maxOperands = 3
+
+// plan describes how the operands of a broadcasting operation map onto the
+// output after dropping size-1 output axes and merging adjacent axes with the
+// same broadcast pattern. The output is iterated as a sequence of contiguous
+// inner runs of length inner; within a run each operand is either contiguous
+// (contig[k]) or a single broadcast value.
+type plan struct {
+	nops    int
+	total   int
+	inner   int
+	contig  [maxOperands]bool
+	outer   []int              // dimensions of the merged outer axes
+	strides [maxOperands][]int // element strides of each operand on the outer axes (0 if broadcast)
+	scalar  [maxOperands]bool  // operand is a single value
+	sizes   [maxOperands]int   // operand sizes
+	_       [0]func()          // not comparable
+}
+
+// newPlan validates the operand shapes against outDims and builds a plan.
+// name is used in error messages.
+func newPlan(name string, outDims []int, opDims ...[]int) (*plan, error) {
+	total, err := dimsSize(outDims)
+	if err != nil {
+		return nil, fmt.Errorf("%s: output: %w", name, err)
+	}
+	p := &plan{nops: len(opDims), total: total, inner: 1}
+	rank := len(outDims)
+	for k, d := range opDims {
+		sz, err := dimsSize(d)
+		if err != nil {
+			return nil, fmt.Errorf("%s: operand #%d: %w", name, k, err)
+		}
+		p.sizes[k] = sz
+		if sz == 1 {
+			p.scalar[k] = true
+			continue
+		}
+		if len(d) != rank {
+			return nil, fmt.Errorf("%s: operand #%d dims %v cannot be broadcast to output dims %v", name, k, d, outDims)
+		}
+		for i, v := range d {
+			if v != outDims[i] && v != 1 {
+				return nil, fmt.Errorf("%s: operand #%d dims %v cannot be broadcast to output dims %v", name, k, d, outDims)
+			}
+		}
+	}
+	// Merge axes.
+	type axis struct {
+		dim int
+		bc  [maxOperands]bool
+	}
+	var axes []axis
+	for i, od := range outDims {
+		if od == 1 {
+			continue
+		}
+		var a axis
+		a.dim = od
+		for k, d := range opDims {
+			a.bc[k] = p.scalar[k] || d[i] == 1
+		}
+		if n := len(axes); n > 0 && axes[n-1].bc == a.bc {
+			axes[n-1].dim *= od
+			continue
+		}
+		axes = append(axes, a)
+	}
+	if len(axes) == 0 || total == 0 {
+		for k := range p.nops {
+			p.contig[k] = !p.scalar[k]
+		}
+		p.inner = max(total, 1)
+		if total == 0 {
+			p.inner = 0
+		}
+		return p, nil
+	}
+	last := axes[len(axes)-1]
+	p.inner = last.dim
+	for k := range p.nops {
+		p.contig[k] = !last.bc[k]
+	}
+	outer := axes[:len(axes)-1]
+	p.outer = make([]int, len(outer))
+	for i, a := range outer {
+		p.outer[i] = a.dim
+	}
+	for k := range p.nops {
+		st := make([]int, len(outer))
+		acc := 1
+		if p.contig[k] {
+			acc = p.inner
+		}
+		for i := len(outer) - 1; i >= 0; i-- {
+			if outer[i].bc[k] {
+				st[i] = 0
+				continue
+			}
+			st[i] = acc
+			acc *= outer[i].dim
+		}
+		p.strides[k] = st
+	}
+	return p, nil
+}
+
+// segmentFn processes n output elements starting at output offset o; off[k]
+// is the offset of operand k (its broadcast value when !contig[k]).
+type segmentFn func(o int, off *[maxOperands]int, n int)
+
+// run calls fn for every contiguous segment of the output range [lo, hi).
+func (p *plan) run(lo, hi int, fn segmentFn) {
+	if lo >= hi {
+		return
+	}
+	inner := p.inner
+	r, pos := lo/inner, lo%inner
+	nOuter := len(p.outer)
+	var coordsBuf [8]int
+	coords := coordsBuf[:0]
+	if nOuter > len(coordsBuf) {
+		coords = make([]int, nOuter)
+	} else {
+		coords = coordsBuf[:nOuter]
+	}
+	var base [maxOperands]int
+	for i := nOuter - 1; i >= 0; i-- {
+		c := r % p.outer[i]
+		r /= p.outer[i]
+		coords[i] = c
+		for k := range p.nops {
+			base[k] += c * p.strides[k][i]
+		}
+	}
+	var off [maxOperands]int
+	o := lo
+	for {
+		n := min(inner-pos, hi-o)
+		for k := range p.nops {
+			off[k] = base[k]
+			if p.contig[k] {
+				off[k] += pos
+			}
+		}
+		fn(o, &off, n)
+		o += n
+		if o >= hi {
+			return
+		}
+		pos = 0
+		for i := nOuter - 1; i >= 0; i-- {
+			coords[i]++
+			if coords[i] < p.outer[i] {
+				for k := range p.nops {
+					base[k] += p.strides[k][i]
+				}
+				break
+			}
+			coords[i] = 0
+			for k := range p.nops {
+				base[k] -= (p.outer[i] - 1) * p.strides[k][i]
+			}
+		}
+	}
+}
+
+// exec runs fn over the whole output, in parallel when large.
+func (p *plan) exec(threshold int, fn segmentFn) {
+	parallelFor(p.total, threshold, chunkAlign, func(lo, hi int) { p.run(lo, hi, fn) })
+}
