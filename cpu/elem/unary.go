@@ -214,14 +214,14 @@ func rsqrtF32(o, x []float32) {
 	}
 }
 
-func expF32Generic(o, x []float32) {
+func expF32(o, x []float32) {
 	x = x[:len(o)]
 	for i := range o {
 		o[i] = exp32(x[i])
 	}
 }
 
-func erfF32Generic(o, x []float32) {
+func erfF32(o, x []float32) {
 	x = x[:len(o)]
 	for i := range o {
 		o[i] = erf32(x[i])
