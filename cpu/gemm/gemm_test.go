@@ -75,6 +75,7 @@ func testShapes() []shape {
 		shape{1, 1031, 1, 513}, shape{2, 5, 1100, 19}, shape{1, 300, 1100, 7},
 		shape{1, 6, 16, 256}, shape{1, 12, 32, 257}, shape{1, 145, 17, 1000},
 		shape{5, 13, 7, 5}, shape{4, 40, 40, 40},
+		shape{1, 64, 256, 256}, shape{1, 100, 300, 200}, // shared packed B when parallel
 	)
 	return shapes
 }
@@ -134,7 +135,7 @@ func TestMatMulFloat32Large(t *testing.T) {
 		t.Skip("short")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	shapes := []shape{{1, 302, 1100, 530}, {1, 768, 192, 2080}, {2, 7, 2100, 65}, {1, 40, 1100, 2100}, {3, 97, 131, 1500}}
+	shapes := []shape{{1, 150, 1100, 530}, {1, 200, 192, 2080}, {2, 7, 2100, 65}, {1, 30, 1100, 2100}, {3, 97, 131, 1500}}
 	for _, procs := range []int{2, 3} {
 		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))

@@ -33,3 +33,9 @@ func packA6T(kc int, src *float32, lds int, dst *float32)
 //
 //go:noescape
 func packB16T(kc int, src *float32, lds int, dst *float32)
+
+// packB16N packs src[p*lds : p*lds+16] for p in [0, kc) into dst:
+// dst[p*16+c] = src[p*lds+c]. Implemented in pack_amd64.s (SSE).
+//
+//go:noescape
+func packB16N(kc int, src *float32, lds int, dst *float32)

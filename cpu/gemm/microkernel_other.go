@@ -24,3 +24,8 @@ func packA6T(kc int, src *float32, lds int, dst *float32) {
 func packB16T(kc int, src *float32, lds int, dst *float32) {
 	panic("gemm: assembly packing not available on this architecture")
 }
+
+// packB16N is never called off amd64 (useAVX2 is false).
+func packB16N(kc int, src *float32, lds int, dst *float32) {
+	panic("gemm: assembly packing not available on this architecture")
+}

@@ -33,17 +33,25 @@ func packA(dst, a []float32, transA bool, m, k, ic, mc, pc, kc int) {
 				s := (*[mr]float32)(a[(pc+p)*m+i0 : (pc+p)*m+i0+mr])
 				*(*[mr]float32)(panel[p*mr : p*mr+mr]) = *s
 			}
-		default:
+		case transA:
+			// Partial panel: rows are contiguous per depth.
 			for p := range kc {
 				d := panel[p*mr : p*mr+mr]
-				for r := range mr {
-					if r >= rows {
-						d[r] = 0
-					} else if transA {
-						d[r] = a[(pc+p)*m+i0+r]
-					} else {
-						d[r] = a[(i0+r)*k+pc+p]
+				copy(d, a[(pc+p)*m+i0:(pc+p)*m+i0+rows])
+				clear(d[rows:])
+			}
+		default:
+			// Partial panel: one row (contiguous in k) at a time.
+			for r := range mr {
+				if r >= rows {
+					for p := range kc {
+						panel[p*mr+r] = 0
 					}
+					continue
+				}
+				src := a[(i0+r)*k+pc : (i0+r)*k+pc+kc]
+				for p, v := range src {
+					panel[p*mr+r] = v
 				}
 			}
 		}
@@ -62,6 +70,9 @@ func packB(dst, b []float32, transB bool, n, k, pc, kc, jc, nc int) {
 		panel := dst[jr*kc : jr*kc+kc*nr]
 		j0 := jc + jr
 		switch {
+		case cols == nr && !transB && useAVX2:
+			src := b[pc*n+j0 : (pc+kc-1)*n+j0+nr]
+			packB16N(kc, &src[0], n, &panel[0])
 		case cols == nr && !transB:
 			for p := range kc {
 				s := (*[nr]float32)(b[(pc+p)*n+j0 : (pc+p)*n+j0+nr])

@@ -187,3 +187,33 @@ gnext:
 	DECQ R12
 	JNZ  group
 	RET
+
+// func packB16N(kc int, src *float32, lds int, dst *float32)
+//
+// Packs 16 consecutive columns over kc rows of a row-major matrix (row p at
+// src + p*lds elements) into dst: dst[p*16+c] = src[p*lds+c].
+TEXT ·packB16N(SB), NOSPLIT, $0-32
+	MOVQ kc+0(FP), CX
+	MOVQ src+8(FP), SI
+	MOVQ lds+16(FP), R8
+	MOVQ dst+24(FP), DI
+	SHLQ $2, R8
+	TESTQ CX, CX
+	JZ   doneN
+
+loopN:
+	MOVUPS 0(SI), X0
+	MOVUPS 16(SI), X1
+	MOVUPS 32(SI), X2
+	MOVUPS 48(SI), X3
+	MOVUPS X0, 0(DI)
+	MOVUPS X1, 16(DI)
+	MOVUPS X2, 32(DI)
+	MOVUPS X3, 48(DI)
+	ADDQ R8, SI
+	ADDQ $64, DI
+	DECQ CX
+	JNZ  loopN
+
+doneN:
+	RET
