@@ -9,6 +9,8 @@ import (
 	// The pure-Go backend is always compiled in; the XLA backend is added by
 	// backend_xla.go in cgo builds without the noxla tag.
 	_ "github.com/gomlx/compute/gobackend"
+	// peco's own CPU backend, "cpu".
+	_ "github.com/peco-dev/peco/cpu"
 )
 
 // BackendEnv is the environment variable that selects the backend when the

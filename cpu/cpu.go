@@ -1,0 +1,100 @@
+// Package cpu is peco's compute backend for CPUs: a compute.Backend (the
+// interface GoMLX graphs are built against) that records a graph's ops and
+// runs them with the project's own kernels — a packed, register-blocked
+// matmul (cpu/gemm), contiguous element-wise and reduction loops (cpu/elem)
+// and blocked transposes, gathers and scatters (cpu/layout) — instead of
+// the generic per-element iterators of GoMLX's pure-Go backend.
+//
+// It registers itself as the backend "cpu" (peco --backend cpu). It
+// implements the ops that peco's models and optimizers emit; an op it does
+// not implement fails when the graph is built, with an error naming the op
+// (use the "go" backend for such graphs). Buffers live in Go memory, so
+// tensors move in and out without copies (shared buffers).
+package cpu
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+)
+
+// BackendName is the name the backend registers under.
+const BackendName = "cpu"
+
+func init() {
+	compute.Register(BackendName, func(config string) (compute.Backend, error) { return New(config) })
+}
+
+// Backend is the CPU backend. It is safe for concurrent use.
+type Backend struct {
+	finalized bool
+}
+
+var _ compute.Backend = (*Backend)(nil)
+
+// New returns a CPU backend. config must be empty: the backend has no
+// options (it uses runtime.GOMAXPROCS(0) threads).
+func New(config string) (*Backend, error) {
+	if strings.TrimSpace(config) != "" {
+		return nil, fmt.Errorf("backend %q: takes no options, got %q", BackendName, config)
+	}
+	return &Backend{}, nil
+}
+
+// Name returns "cpu".
+func (b *Backend) Name() string { return BackendName }
+
+// String returns the backend's name.
+func (b *Backend) String() string { return BackendName }
+
+// Description describes the backend and its threads.
+func (b *Backend) Description() string {
+	return fmt.Sprintf("peco CPU backend (%d threads)", runtime.GOMAXPROCS(0))
+}
+
+// NumDevices is 1: the CPU.
+func (b *Backend) NumDevices() int { return 1 }
+
+// DeviceDescription describes the CPU.
+func (b *Backend) DeviceDescription(compute.DeviceNum) string {
+	return fmt.Sprintf("%s/%s, %d threads", runtime.GOOS, runtime.GOARCH, runtime.GOMAXPROCS(0))
+}
+
+// Capabilities lists the ops and dtypes the backend implements.
+func (b *Backend) Capabilities() compute.Capabilities {
+	c := compute.Capabilities{Operations: map[compute.OpType]bool{}, DTypes: map[dtypes.DType]bool{}}
+	for op := range implemented {
+		c.Operations[op] = true
+	}
+	for _, dt := range supportedDTypes {
+		c.DTypes[dt] = true
+	}
+	return c
+}
+
+// supportedDTypes are the dtypes buffers and ops handle.
+var supportedDTypes = []dtypes.DType{
+	dtypes.Bool, dtypes.Int8, dtypes.Int16, dtypes.Int32, dtypes.Int64,
+	dtypes.Uint8, dtypes.Uint16, dtypes.Uint32, dtypes.Uint64, dtypes.Float32, dtypes.Float64,
+}
+
+func dtypeSupported(dt dtypes.DType) bool {
+	for _, s := range supportedDTypes {
+		if s == dt {
+			return true
+		}
+	}
+	return false
+}
+
+// Builder starts a new graph.
+func (b *Backend) Builder(name string) compute.Builder { return newBuilder(b, name) }
+
+// Finalize marks the backend finalized; buffers are ordinary Go memory.
+func (b *Backend) Finalize() { b.finalized = true }
+
+// IsFinalized reports whether Finalize was called.
+func (b *Backend) IsFinalized() bool { return b.finalized }

@@ -1,0 +1,214 @@
+package cpu_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/gobackend"
+	"github.com/gomlx/compute/shapes"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math.
+	"github.com/gomlx/gomlx/core/tensors"
+
+	"github.com/peco-dev/peco/cpu"
+)
+
+// The backend is checked op by op against GoMLX's own pure-Go backend: the
+// same graph function runs on both, on the same inputs, and every output
+// must agree (exactly for data movement and integer ops, to a tolerance for
+// float math).
+
+func backends(t *testing.T) (ref, ours compute.Backend) {
+	t.Helper()
+	b, err := cpu.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gobackend.GetBackend(), b
+}
+
+func randFloats(r *rand.Rand, dims ...int) *tensors.Tensor {
+	s := shapes.Make(dtypes.Float32, dims...)
+	v := make([]float32, s.Size())
+	for i := range v {
+		v[i] = float32(r.NormFloat64())
+	}
+	return tensors.FromFlatDataAndDimensions(v, dims...)
+}
+
+func randInts(r *rand.Rand, n int, dims ...int) *tensors.Tensor {
+	s := shapes.Make(dtypes.Int32, dims...)
+	v := make([]int32, s.Size())
+	for i := range v {
+		v[i] = int32(r.IntN(n))
+	}
+	return tensors.FromFlatDataAndDimensions(v, dims...)
+}
+
+// compareOutputs checks two output lists element by element.
+func compareOutputs(t *testing.T, want, got []*tensors.Tensor, tol float64) {
+	t.Helper()
+	if len(want) != len(got) {
+		t.Fatalf("%d outputs, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if !want[i].Shape().Equal(got[i].Shape()) {
+			t.Fatalf("output #%d: shape %s, want %s", i, got[i].Shape(), want[i].Shape())
+		}
+		w, g := flatFloat64(want[i]), flatFloat64(got[i])
+		for j := range w {
+			d := math.Abs(w[j] - g[j])
+			if math.IsNaN(w[j]) && math.IsNaN(g[j]) {
+				continue
+			}
+			if d > tol*(1+math.Abs(w[j])) {
+				t.Fatalf("output #%d (%s) element %d: got %g, want %g", i, want[i].Shape(), j, g[j], w[j])
+			}
+		}
+	}
+}
+
+func flatFloat64(t *tensors.Tensor) []float64 {
+	var out []float64
+	t.ConstFlatData(func(flat any) {
+		switch v := flat.(type) {
+		case []float32:
+			for _, x := range v {
+				out = append(out, float64(x))
+			}
+		case []float64:
+			out = append(out, v...)
+		case []int32:
+			for _, x := range v {
+				out = append(out, float64(x))
+			}
+		case []int64:
+			for _, x := range v {
+				out = append(out, float64(x))
+			}
+		case []bool:
+			for _, x := range v {
+				if x {
+					out = append(out, 1)
+				} else {
+					out = append(out, 0)
+				}
+			}
+		case []uint64:
+			for _, x := range v {
+				out = append(out, float64(x))
+			}
+		default:
+			panic(fmt.Sprintf("flatFloat64: %T", flat))
+		}
+	})
+	return out
+}
+
+func TestOpsMatchGoBackend(t *testing.T) {
+	ref, ours := backends(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	x23 := randFloats(r, 2, 3)
+	x234 := randFloats(r, 2, 3, 4)
+	x4 := randFloats(r, 4)
+	cases := []struct {
+		name   string
+		fn     func(in []*Node) []*Node
+		inputs []any
+		tol    float64
+	}{
+		{"add-broadcast", func(in []*Node) []*Node { return []*Node{Add(in[0], Reshape(in[1], 1, 1, 4))} }, []any{x234, x4}, 1e-6},
+		{"sub-mul-div", func(in []*Node) []*Node {
+			a, b := in[0], in[1]
+			return []*Node{Div(Mul(Sub(a, b), a), AddScalar(Abs(b), 1))}
+		}, []any{x234, x234}, 1e-6},
+		{"max-min-pow", func(in []*Node) []*Node {
+			a := in[0]
+			return []*Node{Add(Max(a, ScalarZero(a.Graph(), a.DType())), Pow(Abs(a), Const(a.Graph(), float32(1.5))))}
+		}, []any{x234}, 1e-5},
+		{"unary", func(in []*Node) []*Node {
+			a := in[0]
+			return []*Node{Exp(a), Log(AddScalar(Abs(a), 1)), Sqrt(Abs(a)), Rsqrt(AddScalar(Abs(a), 1)), Erf(a), Tanh(a), Sigmoid(a),
+				Neg(a), Sign(a), Floor(a), Ceil(a), Round(a), Cos(a), Sin(a), Log1p(Abs(a)), Expm1(a)}
+		}, []any{x234}, 2e-6},
+		{"compare-where", func(in []*Node) []*Node {
+			a, b := in[0], in[1]
+			return []*Node{Where(GreaterThan(a, b), a, MulScalar(b, 2))}
+		}, []any{x234, x234}, 0},
+		{"reduce", func(in []*Node) []*Node {
+			a := in[0]
+			return []*Node{ReduceSum(a, 0), ReduceSum(a, -1), ReduceMax(a, 1), ReduceMin(a), ReduceSum(a, 0, 2), ReduceAllSum(a)}
+		}, []any{x234}, 1e-6},
+		{"argmax", func(in []*Node) []*Node { return []*Node{ArgMax(in[0], -1)} }, []any{x234}, 0},
+		{"softmax", func(in []*Node) []*Node { return []*Node{Softmax(in[0], -1)} }, []any{x234}, 1e-6},
+		{"transpose", func(in []*Node) []*Node {
+			a := in[0]
+			return []*Node{TransposeAllAxes(a, 2, 0, 1), TransposeAllAxes(a, 1, 0, 2), TransposeAllAxes(a, 0, 2, 1)}
+		}, []any{x234}, 0},
+		{"reshape-broadcast", func(in []*Node) []*Node {
+			a := in[0]
+			return []*Node{BroadcastToDims(Reshape(a, 1, 6), 4, 6), ExpandAxes(a, 1), BroadcastToDims(ExpandAxes(a, -1), 2, 3, 5)}
+		}, []any{x23}, 0},
+		{"slice-concat-pad", func(in []*Node) []*Node {
+			a := in[0]
+			return []*Node{Slice(a, AxisRange(), AxisRange(1), AxisRange(0, 4).Stride(2)), Concatenate([]*Node{a, MulScalar(a, 2)}, 1),
+				Pad(a, Const(a.Graph(), float32(7)), compute.PadAxis{Start: 1, End: 2}, compute.PadAxis{Start: 0, Interior: 1}, compute.PadAxis{})}
+		}, []any{x234}, 0},
+		{"gather-scatter", func(in []*Node) []*Node {
+			a, idx := in[0], in[1]
+			flat := Reshape(a, 6, 4)
+			g := Gather(flat, ExpandAxes(idx, -1))
+			return []*Node{g, ScatterSum(ZerosLike(flat), ExpandAxes(idx, -1), g, false, false)}
+		}, []any{x234, randInts(r, 6, 9)}, 1e-6},
+		{"dot-general", func(in []*Node) []*Node {
+			a, b, c := in[0], in[1], in[2]
+			return []*Node{
+				MatMul(a, b), // [5,7]x[7,3]
+				DotGeneral(a, []int{0}, nil, c, []int{0}, nil),                                               // [5,7]^T x [5,7]
+				DotGeneral(Reshape(a, 5, 7, 1), []int{1}, []int{0}, Reshape(c, 5, 7, 1), []int{1}, []int{0}), // batched
+				Einsum("ij,kj->ik", a, c),
+			}
+		}, []any{randFloats(r, 5, 7), randFloats(r, 7, 3), randFloats(r, 5, 7)}, 1e-5},
+		{"convert-iota", func(in []*Node) []*Node {
+			a := in[0]
+			a3 := MulScalar(a, 3)
+			return []*Node{ConvertDType(a3, dtypes.Int32), ConvertDType(GreaterThan(a, ScalarZero(a.Graph(), a.DType())), dtypes.Float32),
+				Iota(a.Graph(), shapes.Make(dtypes.Int32, 3, 4), 1), ReduceSum(ConvertDType(a, dtypes.Float64), -1)}
+		}, []any{randFloats(r, 2, 3, 4)}, 1e-6},
+		{"clip-grad-like", func(in []*Node) []*Node {
+			a := in[0]
+			norm := Sqrt(ReduceAllSum(Square(a)))
+			return []*Node{Mul(a, Min(OnesLike(norm), DivScalar(Reciprocal(norm), 0.5)))}
+		}, []any{x234}, 1e-6},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			clones := func() []any {
+				out := make([]any, len(c.inputs))
+				for i, x := range c.inputs {
+					out[i] = must(x.(*tensors.Tensor).LocalClone())
+				}
+				return out
+			}
+			want, err := MustNewExec(ref, c.fn).Exec(clones()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := MustNewExec(ours, c.fn).Exec(clones()...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			compareOutputs(t, want, got, c.tol)
+		})
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
