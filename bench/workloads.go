@@ -9,6 +9,7 @@ package bench
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -23,11 +24,16 @@ import (
 	"github.com/gomlx/gomlx/ml/model/initializer"
 	"github.com/gomlx/gomlx/ml/train"
 
+	"github.com/peco-dev/peco/backbones/mobilenet"
 	"github.com/peco-dev/peco/backbones/vit"
+	"github.com/peco-dev/peco/configs"
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/losses"
 	"github.com/peco-dev/peco/optim"
+	"github.com/peco-dev/peco/registry"
+	"github.com/peco-dev/peco/tasks/tokenizer"
+	_ "github.com/peco-dev/peco/tokenizers" // the vqvae tokenizer
 )
 
 // Workload is one benchmarked step.
@@ -41,6 +47,16 @@ type Workload struct {
 	// Vocab > 0 makes a MIM step predicting Vocab tokens at Masked positions;
 	// Classes > 0 makes a fine-tuning step with a Classes-way head.
 	Vocab, Masked, Classes int
+	// Data names an archive in the data folder (Files.DataDir): the MIM or
+	// fine-tuning step is fed its real training images (data.OpenImageFolder
+	// + data.NewPipeline, augmented as the pipeline workloads) instead of
+	// random ones.
+	Data string
+	// TokenizerConfig names a shipped tokenizer config (a path under
+	// configs/): the step is the tokenizer task's training step
+	// (tokenizer.TrainStep) as that config sets it up, on Batch random
+	// Image x Image images in [-1, 1]; the ViT fields are unused.
+	TokenizerConfig string
 	// Peer names the PyTorch peer's mode in bench/peers/torch_peer.py.
 	Peer string
 }
@@ -51,8 +67,12 @@ var Workloads = map[string]Workload{
 		Batch: 64, Layers: 12, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim"},
 	"mim-tiny4-4l-b32": {Name: "mim-tiny4-4l-b32", Doc: "MIM step, ViT-Tiny/4 32px, 4 layers, vocab 1024, 26/64 masked, batch 32",
 		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim"},
+	"mim-tiny4-4l-b32-cifar10": {Name: "mim-tiny4-4l-b32-cifar10", Doc: "mim-tiny4-4l-b32 fed real CIFAR-10 training batches (cifar10.tar.gz, data pipeline)",
+		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Data: "cifar10.tar.gz", Peer: "mim"},
 	"finetune-tiny4-12l-b64": {Name: "finetune-tiny4-12l-b64", Doc: "fine-tuning step, ViT-Tiny/4 32px, 12 layers, 10-way head, batch 64",
 		Batch: 64, Layers: 12, Dim: 192, Heads: 3, Patch: 4, Image: 32, Classes: 10, Peer: "finetune"},
+	"tokenizer-cifar10-b64": {Name: "tokenizer-cifar10-b64", Doc: "tokenizer step of configs/tokenizer/cifar10_peco.yaml (VQ-VAE f4, 512 codes, L1 + VQ + MobileNet V2 perceptual), batch 64",
+		Batch: 64, Image: 32, TokenizerConfig: "tokenizer/cifar10_peco.yaml", Peer: "tokenizer"},
 }
 
 // Names lists the workload names, sorted.
@@ -83,102 +103,45 @@ type Result struct {
 	Note       string  `json:"note,omitempty"`
 }
 
-// RunStep times w's training step on backend: warm-up steps (the first
-// compiles), then iters timed steps; the median step time is reported.
-func RunStep(backend compute.Backend, w Workload, warmup, iters int) (Result, error) {
-	res := Result{Workload: w.Name, Impl: "peco", Backend: backend.Name(), Batch: w.Batch, Iters: iters}
-	m, err := vit.NewViT(vit.Config{
-		ImageSize: w.Image, PatchSize: w.Patch, InChannels: 3, Dim: w.Dim, Depth: w.Layers, Heads: w.Heads,
-		MLPRatio: 4, QKVBias: true, UseCLS: true, AbsPosEmb: true, RelPosBias: vit.RelPosNone,
-		LayerNormEps: 1e-6, InitStd: 0.02, DType: "float32",
-	})
-	if err != nil {
-		return res, err
-	}
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, int64(0))
-	opt := &optim.AdamW{Config: optim.DefaultAdamW()}
-	opt.Config.ClipGrad = 0 // the peer does not clip
-	if err := optim.SetLR(store, 1.5e-3); err != nil {
-		return res, err
-	}
-	ce := losses.CrossEntropy{Config: losses.CrossEntropyConfig{Weight: 1}}
-	np := (w.Image / w.Patch) * (w.Image / w.Patch)
-	r := rand.New(rand.NewPCG(0, 1))
+// Files locates the shared files that the real-data and tokenizer
+// workloads read.
+type Files struct {
+	// DataDir holds the data archives (DefaultDataDir).
+	DataDir string
+	// WeightsDir holds the pre-trained weights (DefaultWeightsDir); a
+	// config's weight paths under ../shared/weights are read from here.
+	WeightsDir string
+}
 
-	var trainer *train.Trainer
-	var makeBatch func() train.Batch
-	if w.Vocab > 0 {
-		trainer = train.NewTrainer(backend, store,
-			func(scope *model.Scope, spec any, in []*Node) []*Node {
-				images, mask, rows := in[0], in[1], in[2]
-				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Mask: mask, Training: true})
-				b := images.Shape().Dim(0)
-				patches := Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()) // drop [CLS]
-				flat := Reshape(patches, b*np, w.Dim)
-				masked := Gather(flat, ExpandAxes(rows, -1)) // only the masked rows reach the head
-				return []*Node{dense(scope.In("head"), masked, w.Vocab)}
-			},
-			func(labels, preds []*Node) *Node {
-				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
-				if err != nil {
-					panic(err)
-				}
-				return l
-			}, opt, nil, nil)
-		makeBatch = func() train.Batch {
-			images := randomImages(r, w)
-			mask := make([]bool, w.Batch*np)
-			rows := make([]int32, 0, w.Batch*w.Masked)
-			for i := 0; i < w.Batch; i++ {
-				for _, j := range r.Perm(np)[:w.Masked] {
-					mask[i*np+j] = true
-				}
-				for j := 0; j < np; j++ {
-					if mask[i*np+j] {
-						rows = append(rows, int32(i*np+j))
-					}
-				}
-			}
-			targets := make([]int32, len(rows))
-			for i := range targets {
-				targets[i] = int32(r.IntN(w.Vocab))
-			}
-			return train.Batch{
-				Inputs: []*tensors.Tensor{images, tensors.FromFlatDataAndDimensions(mask, w.Batch, np),
-					tensors.FromFlatDataAndDimensions(rows, len(rows))},
-				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(targets, len(targets))},
-			}
-		}
+// DefaultFiles are the shared folders as seen from the repository root.
+func DefaultFiles() Files { return Files{DataDir: DefaultDataDir, WeightsDir: DefaultWeightsDir} }
+
+// DefaultWeightsDir is where the tokenizer workload finds its perceptual
+// network's weights, relative to the repository root.
+const DefaultWeightsDir = "../shared/weights"
+
+// configWeightsDir is the folder that the shipped configs' weight paths
+// start with; RunStep reads them from Files.WeightsDir instead.
+const configWeightsDir = "../shared/weights"
+
+// RunStep times w's training step on backend: warm-up steps (the first
+// compiles), then iters timed steps; the median step time is reported. The
+// real-data and tokenizer workloads read their files from files.
+func RunStep(backend compute.Backend, w Workload, files Files, warmup, iters int) (Result, error) {
+	res := Result{Workload: w.Name, Impl: "peco", Backend: backend.Name(), Batch: w.Batch, Iters: iters}
+	var step func() (float64, error)
+	var err error
+	if w.TokenizerConfig != "" {
+		step, err = tokenizerStep(backend, w, files)
 	} else {
-		trainer = train.NewTrainer(backend, store,
-			func(scope *model.Scope, images *Node) *Node {
-				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Training: true})
-				pooled := ReduceMean(Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()), 1)
-				return dense(scope.In("head"), pooled, w.Classes)
-			},
-			func(labels, preds []*Node) *Node {
-				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
-				if err != nil {
-					panic(err)
-				}
-				return l
-			}, opt, nil, nil)
-		makeBatch = func() train.Batch {
-			labels := make([]int32, w.Batch)
-			for i := range labels {
-				labels[i] = int32(r.IntN(w.Classes))
-			}
-			return train.Batch{Inputs: []*tensors.Tensor{randomImages(r, w)},
-				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, w.Batch)}}
+		var done func()
+		step, done, err = vitStep(backend, w, files)
+		if done != nil {
+			defer done()
 		}
 	}
-	step := func() (float64, error) {
-		mt, err := trainer.TrainStep(makeBatch())
-		if err != nil {
-			return 0, err
-		}
-		return float64(tensors.ToScalar[float32](mt[0])), nil
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", w.Name, err)
 	}
 	t0 := time.Now()
 	for i := 0; i < max(warmup, 1); i++ {
@@ -203,6 +166,245 @@ func RunStep(backend compute.Backend, w Workload, warmup, iters int) (Result, er
 	res.SecPerStep = times[len(times)/2]
 	res.ImgPerSec = float64(w.Batch) / res.SecPerStep
 	return res, nil
+}
+
+// vitStep builds the MIM or fine-tuning step of a ViT workload; done, when
+// not nil, releases the input pipeline.
+func vitStep(backend compute.Backend, w Workload, files Files) (step func() (float64, error), done func(), err error) {
+	m, err := vit.NewViT(vit.Config{
+		ImageSize: w.Image, PatchSize: w.Patch, InChannels: 3, Dim: w.Dim, Depth: w.Layers, Heads: w.Heads,
+		MLPRatio: 4, QKVBias: true, UseCLS: true, AbsPosEmb: true, RelPosBias: vit.RelPosNone,
+		LayerNormEps: 1e-6, InitStd: 0.02, DType: "float32",
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	store := model.NewStore()
+	store.SetParam(model.ParamInitialSeed, int64(0))
+	opt := &optim.AdamW{Config: optim.DefaultAdamW()}
+	opt.Config.ClipGrad = 0 // the peer does not clip
+	if err := optim.SetLR(store, 1.5e-3); err != nil {
+		return nil, nil, err
+	}
+	ce := losses.CrossEntropy{Config: losses.CrossEntropyConfig{Weight: 1}}
+	np := (w.Image / w.Patch) * (w.Image / w.Patch)
+	r := rand.New(rand.NewPCG(0, 1))
+	images := func() (*tensors.Tensor, error) { return randomImages(r, w), nil }
+	if w.Data != "" {
+		var p *data.Pipeline[[]float32]
+		if p, err = realImages(w, files.DataDir); err != nil {
+			return nil, nil, err
+		}
+		done = func() { p.Close() }
+		images = func() (*tensors.Tensor, error) {
+			b, err := p.Next()
+			if err != nil {
+				return nil, err
+			}
+			pix := make([]float32, 0, w.Batch*w.Image*w.Image*3)
+			for _, it := range b.Items {
+				pix = append(pix, it...)
+			}
+			return tensors.FromFlatDataAndDimensions(pix, w.Batch, w.Image, w.Image, 3), nil
+		}
+	}
+
+	var trainer *train.Trainer
+	var makeBatch func() (train.Batch, error)
+	if w.Vocab > 0 {
+		trainer = train.NewTrainer(backend, store,
+			func(scope *model.Scope, spec any, in []*Node) []*Node {
+				images, mask, rows := in[0], in[1], in[2]
+				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Mask: mask, Training: true})
+				b := images.Shape().Dim(0)
+				patches := Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()) // drop [CLS]
+				flat := Reshape(patches, b*np, w.Dim)
+				masked := Gather(flat, ExpandAxes(rows, -1)) // only the masked rows reach the head
+				return []*Node{dense(scope.In("head"), masked, w.Vocab)}
+			},
+			func(labels, preds []*Node) *Node {
+				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
+				if err != nil {
+					panic(err)
+				}
+				return l
+			}, opt, nil, nil)
+		makeBatch = func() (train.Batch, error) {
+			images, err := images()
+			if err != nil {
+				return train.Batch{}, err
+			}
+			mask := make([]bool, w.Batch*np)
+			rows := make([]int32, 0, w.Batch*w.Masked)
+			for i := 0; i < w.Batch; i++ {
+				for _, j := range r.Perm(np)[:w.Masked] {
+					mask[i*np+j] = true
+				}
+				for j := 0; j < np; j++ {
+					if mask[i*np+j] {
+						rows = append(rows, int32(i*np+j))
+					}
+				}
+			}
+			targets := make([]int32, len(rows))
+			for i := range targets {
+				targets[i] = int32(r.IntN(w.Vocab))
+			}
+			return train.Batch{
+				Inputs: []*tensors.Tensor{images, tensors.FromFlatDataAndDimensions(mask, w.Batch, np),
+					tensors.FromFlatDataAndDimensions(rows, len(rows))},
+				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(targets, len(targets))},
+			}, nil
+		}
+	} else {
+		trainer = train.NewTrainer(backend, store,
+			func(scope *model.Scope, images *Node) *Node {
+				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Training: true})
+				pooled := ReduceMean(Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()), 1)
+				return dense(scope.In("head"), pooled, w.Classes)
+			},
+			func(labels, preds []*Node) *Node {
+				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
+				if err != nil {
+					panic(err)
+				}
+				return l
+			}, opt, nil, nil)
+		makeBatch = func() (train.Batch, error) {
+			images, err := images()
+			if err != nil {
+				return train.Batch{}, err
+			}
+			labels := make([]int32, w.Batch)
+			for i := range labels {
+				labels[i] = int32(r.IntN(w.Classes))
+			}
+			return train.Batch{Inputs: []*tensors.Tensor{images},
+				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, w.Batch)}}, nil
+		}
+	}
+	step = func() (float64, error) {
+		b, err := makeBatch()
+		if err != nil {
+			return 0, err
+		}
+		mt, err := trainer.TrainStep(b)
+		if err != nil {
+			return 0, err
+		}
+		return float64(tensors.ToScalar[float32](mt[0])), nil
+	}
+	return step, done, nil
+}
+
+// realImages starts the input pipeline of a real-data workload: the
+// archive's training split, one worker per CPU, batches of w.Batch, with the
+// pipeline workloads' augmentation (random-resized crop to w.Image, flip,
+// ImageNet normalisation), shuffled from seed 0.
+func realImages(w Workload, dataDir string) (*data.Pipeline[[]float32], error) {
+	path := filepath.Join(dataDir, w.Data)
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("training images: %w (pass --data DIR, the folder holding %s)", err, w.Data)
+	}
+	ds, err := data.OpenImageFolder(data.ImageFolderConfig{Root: path, Split: "train"})
+	if err != nil {
+		return nil, err
+	}
+	acfg := data.DefaultAugmentConfig()
+	acfg.Size = w.Image
+	aug, err := acfg.Compile()
+	if err != nil {
+		return nil, err
+	}
+	norm := aug.Normalizer()
+	pcfg := data.DefaultPipelineConfig()
+	pcfg.BatchSize = w.Batch
+	p, err := data.NewPipeline(ds, func(s data.Sample, r *rand.Rand) ([]float32, error) {
+		v, _, err := aug.Train(s.Image, r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Path, err)
+		}
+		return norm.Apply(v, nil), nil
+	}, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.Start(data.Position{}, 0); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// tokenizerStep builds the tokenizer task's training step as the shipped
+// config w.TokenizerConfig sets it up (tokenizer, loss terms, optimizer;
+// seed 0), fed random images in [-1, 1]. Weight files of the config under
+// ../shared/weights are read from files.WeightsDir; a missing one is an
+// error naming it.
+func tokenizerStep(backend compute.Backend, w Workload, files Files) (func() (float64, error), error) {
+	cfg, err := TokenizerConfig(w.TokenizerConfig, files.WeightsDir)
+	if err != nil {
+		return nil, err
+	}
+	ts, err := tokenizer.NewTrainStep(backend, *cfg, 0)
+	if err != nil {
+		return nil, err
+	}
+	// The lr schedule runs over the config's epochs of CIFAR-10's 50,000
+	// training images; the steps timed are its first ones.
+	total := cfg.Epochs * (50000 / cfg.Data.BatchSize)
+	r := rand.New(rand.NewPCG(0, 1))
+	n, size := w.Batch, w.Image
+	i := 0
+	return func() (float64, error) {
+		pix := make([]float32, n*size*size*3)
+		for j := range pix {
+			pix[j] = float32(2*r.Float64() - 1)
+		}
+		m, err := ts.Run(pix, n, size, 3, i, total)
+		i++
+		if err != nil {
+			return 0, err
+		}
+		return m["loss"], nil
+	}, nil
+}
+
+// TokenizerConfig decodes the tokenizer task config of the shipped config
+// name (a path under configs/) and points its weight files under
+// ../shared/weights (the perceptual network's) to weightsDir, checking that
+// they exist.
+func TokenizerConfig(name, weightsDir string) (*tokenizer.Config, error) {
+	tree, err := configs.Load(name)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := registry.DecodeSpecAt[core.Task](tree, "task")
+	if err != nil {
+		return nil, err
+	}
+	cfg, ok := spec.Config.(*tokenizer.Config)
+	if !ok {
+		return nil, fmt.Errorf("configs/%s: task %q is not the tokenizer task", name, spec.Type)
+	}
+	for i, l := range cfg.Losses {
+		pc, ok := l.Config.(*losses.PerceptualConfig)
+		if !ok {
+			continue
+		}
+		mc, ok := pc.Network.Config.(*mobilenet.Config)
+		if !ok {
+			continue
+		}
+		if rel, err := filepath.Rel(configWeightsDir, mc.Weights); err == nil && !strings.HasPrefix(rel, "..") {
+			mc.Weights = filepath.Join(weightsDir, rel)
+		}
+		if _, err := os.Stat(mc.Weights); err != nil {
+			return nil, fmt.Errorf("configs/%s: losses.%d: perceptual network weights %s: %w (pass --weights DIR, the folder holding %s)",
+				name, i, mc.Weights, err, filepath.Join("mobilenet-tflite", filepath.Base(mc.Weights)))
+		}
+	}
+	return cfg, nil
 }
 
 func randomImages(r *rand.Rand, w Workload) *tensors.Tensor {

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
-	"unsafe"
 	"slices"
+	"unsafe"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"

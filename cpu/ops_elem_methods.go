@@ -11,34 +11,48 @@ func (f *Function) Neg(x compute.Value) (compute.Value, error) { return f.unary(
 func (f *Function) Abs(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeAbs, x) }
 
 // Sign is the element-wise Sign.
-func (f *Function) Sign(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeSign, x) }
+func (f *Function) Sign(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeSign, x)
+}
 
 // Exp is the element-wise Exp.
 func (f *Function) Exp(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeExp, x) }
 
 // Expm1 is the element-wise Expm1.
-func (f *Function) Expm1(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeExpm1, x) }
+func (f *Function) Expm1(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeExpm1, x)
+}
 
 // Log is the element-wise Log.
 func (f *Function) Log(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeLog, x) }
 
 // Log1p is the element-wise Log1p.
-func (f *Function) Log1p(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeLog1p, x) }
+func (f *Function) Log1p(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeLog1p, x)
+}
 
 // Sqrt is the element-wise Sqrt.
-func (f *Function) Sqrt(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeSqrt, x) }
+func (f *Function) Sqrt(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeSqrt, x)
+}
 
 // Rsqrt is the element-wise Rsqrt.
-func (f *Function) Rsqrt(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeRsqrt, x) }
+func (f *Function) Rsqrt(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeRsqrt, x)
+}
 
 // Erf is the element-wise Erf.
 func (f *Function) Erf(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeErf, x) }
 
 // Tanh is the element-wise Tanh.
-func (f *Function) Tanh(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeTanh, x) }
+func (f *Function) Tanh(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeTanh, x)
+}
 
 // Logistic is the element-wise Logistic.
-func (f *Function) Logistic(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeLogistic, x) }
+func (f *Function) Logistic(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeLogistic, x)
+}
 
 // Sin is the element-wise Sin.
 func (f *Function) Sin(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeSin, x) }
@@ -47,148 +61,244 @@ func (f *Function) Sin(x compute.Value) (compute.Value, error) { return f.unary(
 func (f *Function) Cos(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeCos, x) }
 
 // Floor is the element-wise Floor.
-func (f *Function) Floor(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeFloor, x) }
+func (f *Function) Floor(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeFloor, x)
+}
 
 // Ceil is the element-wise Ceil.
-func (f *Function) Ceil(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeCeil, x) }
+func (f *Function) Ceil(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeCeil, x)
+}
 
 // Round is the element-wise Round.
-func (f *Function) Round(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeRound, x) }
+func (f *Function) Round(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeRound, x)
+}
 
 // IsFinite is the element-wise IsFinite.
-func (f *Function) IsFinite(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeIsFinite, x) }
+func (f *Function) IsFinite(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeIsFinite, x)
+}
 
 // IsNaN is the element-wise IsNaN.
-func (f *Function) IsNaN(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeIsNaN, x) }
+func (f *Function) IsNaN(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeIsNaN, x)
+}
 
 // LogicalNot is the element-wise LogicalNot.
-func (f *Function) LogicalNot(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeLogicalNot, x) }
+func (f *Function) LogicalNot(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeLogicalNot, x)
+}
 
 // BitwiseNot is the element-wise BitwiseNot.
-func (f *Function) BitwiseNot(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeBitwiseNot, x) }
+func (f *Function) BitwiseNot(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeBitwiseNot, x)
+}
 
 // BitCount is the element-wise BitCount.
-func (f *Function) BitCount(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeBitCount, x) }
+func (f *Function) BitCount(x compute.Value) (compute.Value, error) {
+	return f.unary(compute.OpTypeBitCount, x)
+}
 
 // Clz is the element-wise Clz.
 func (f *Function) Clz(x compute.Value) (compute.Value, error) { return f.unary(compute.OpTypeClz, x) }
 
 // Add is the element-wise Add, with broadcasting.
-func (f *Function) Add(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeAdd, a, b) }
+func (f *Function) Add(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeAdd, a, b)
+}
 
 // Sub is the element-wise Sub, with broadcasting.
-func (f *Function) Sub(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeSub, a, b) }
+func (f *Function) Sub(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeSub, a, b)
+}
 
 // Mul is the element-wise Mul, with broadcasting.
-func (f *Function) Mul(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeMul, a, b) }
+func (f *Function) Mul(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeMul, a, b)
+}
 
 // Div is the element-wise Div, with broadcasting.
-func (f *Function) Div(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeDiv, a, b) }
+func (f *Function) Div(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeDiv, a, b)
+}
 
 // Rem is the element-wise Rem, with broadcasting.
-func (f *Function) Rem(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeRem, a, b) }
+func (f *Function) Rem(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeRem, a, b)
+}
 
 // Pow is the element-wise Pow, with broadcasting.
-func (f *Function) Pow(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypePow, a, b) }
+func (f *Function) Pow(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypePow, a, b)
+}
 
 // Max is the element-wise Max, with broadcasting.
-func (f *Function) Max(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeMax, a, b) }
+func (f *Function) Max(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeMax, a, b)
+}
 
 // Min is the element-wise Min, with broadcasting.
-func (f *Function) Min(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeMin, a, b) }
+func (f *Function) Min(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeMin, a, b)
+}
 
 // Atan2 is the element-wise Atan2, with broadcasting.
-func (f *Function) Atan2(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeAtan2, a, b) }
+func (f *Function) Atan2(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeAtan2, a, b)
+}
 
 // BitwiseAnd is the element-wise BitwiseAnd, with broadcasting.
-func (f *Function) BitwiseAnd(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeBitwiseAnd, a, b) }
+func (f *Function) BitwiseAnd(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeBitwiseAnd, a, b)
+}
 
 // BitwiseOr is the element-wise BitwiseOr, with broadcasting.
-func (f *Function) BitwiseOr(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeBitwiseOr, a, b) }
+func (f *Function) BitwiseOr(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeBitwiseOr, a, b)
+}
 
 // BitwiseXor is the element-wise BitwiseXor, with broadcasting.
-func (f *Function) BitwiseXor(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeBitwiseXor, a, b) }
+func (f *Function) BitwiseXor(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeBitwiseXor, a, b)
+}
 
 // LogicalAnd is the element-wise LogicalAnd, with broadcasting.
-func (f *Function) LogicalAnd(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeLogicalAnd, a, b) }
+func (f *Function) LogicalAnd(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeLogicalAnd, a, b)
+}
 
 // LogicalOr is the element-wise LogicalOr, with broadcasting.
-func (f *Function) LogicalOr(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeLogicalOr, a, b) }
+func (f *Function) LogicalOr(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeLogicalOr, a, b)
+}
 
 // LogicalXor is the element-wise LogicalXor, with broadcasting.
-func (f *Function) LogicalXor(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeLogicalXor, a, b) }
+func (f *Function) LogicalXor(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeLogicalXor, a, b)
+}
 
 // ShiftLeft is the element-wise ShiftLeft, with broadcasting.
-func (f *Function) ShiftLeft(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeShiftLeft, a, b) }
+func (f *Function) ShiftLeft(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeShiftLeft, a, b)
+}
 
 // ShiftRightArithmetic is the element-wise ShiftRightArithmetic, with broadcasting.
-func (f *Function) ShiftRightArithmetic(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeShiftRightArithmetic, a, b) }
+func (f *Function) ShiftRightArithmetic(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeShiftRightArithmetic, a, b)
+}
 
 // ShiftRightLogical is the element-wise ShiftRightLogical, with broadcasting.
-func (f *Function) ShiftRightLogical(a, b compute.Value) (compute.Value, error) { return f.binary(compute.OpTypeShiftRightLogical, a, b) }
+func (f *Function) ShiftRightLogical(a, b compute.Value) (compute.Value, error) {
+	return f.binary(compute.OpTypeShiftRightLogical, a, b)
+}
 
 // Equal is the element-wise comparison Equal.
-func (f *Function) Equal(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeEqual, a, b) }
+func (f *Function) Equal(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeEqual, a, b)
+}
 
 // NotEqual is the element-wise comparison NotEqual.
-func (f *Function) NotEqual(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeNotEqual, a, b) }
+func (f *Function) NotEqual(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeNotEqual, a, b)
+}
 
 // LessThan is the element-wise comparison LessThan.
-func (f *Function) LessThan(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeLessThan, a, b) }
+func (f *Function) LessThan(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeLessThan, a, b)
+}
 
 // LessOrEqual is the element-wise comparison LessOrEqual.
-func (f *Function) LessOrEqual(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeLessOrEqual, a, b) }
+func (f *Function) LessOrEqual(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeLessOrEqual, a, b)
+}
 
 // GreaterThan is the element-wise comparison GreaterThan.
-func (f *Function) GreaterThan(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeGreaterThan, a, b) }
+func (f *Function) GreaterThan(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeGreaterThan, a, b)
+}
 
 // GreaterOrEqual is the element-wise comparison GreaterOrEqual.
-func (f *Function) GreaterOrEqual(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeGreaterOrEqual, a, b) }
+func (f *Function) GreaterOrEqual(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeGreaterOrEqual, a, b)
+}
 
 // EqualTotalOrder is the element-wise comparison EqualTotalOrder.
-func (f *Function) EqualTotalOrder(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeEqualTotalOrder, a, b) }
+func (f *Function) EqualTotalOrder(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeEqualTotalOrder, a, b)
+}
 
 // NotEqualTotalOrder is the element-wise comparison NotEqualTotalOrder.
-func (f *Function) NotEqualTotalOrder(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeNotEqualTotalOrder, a, b) }
+func (f *Function) NotEqualTotalOrder(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeNotEqualTotalOrder, a, b)
+}
 
 // LessThanTotalOrder is the element-wise comparison LessThanTotalOrder.
-func (f *Function) LessThanTotalOrder(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeLessThanTotalOrder, a, b) }
+func (f *Function) LessThanTotalOrder(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeLessThanTotalOrder, a, b)
+}
 
 // LessOrEqualTotalOrder is the element-wise comparison LessOrEqualTotalOrder.
-func (f *Function) LessOrEqualTotalOrder(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeLessOrEqualTotalOrder, a, b) }
+func (f *Function) LessOrEqualTotalOrder(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeLessOrEqualTotalOrder, a, b)
+}
 
 // GreaterThanTotalOrder is the element-wise comparison GreaterThanTotalOrder.
-func (f *Function) GreaterThanTotalOrder(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeGreaterThanTotalOrder, a, b) }
+func (f *Function) GreaterThanTotalOrder(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeGreaterThanTotalOrder, a, b)
+}
 
 // GreaterOrEqualTotalOrder is the element-wise comparison GreaterOrEqualTotalOrder.
-func (f *Function) GreaterOrEqualTotalOrder(a, b compute.Value) (compute.Value, error) { return f.compare(compute.OpTypeGreaterOrEqualTotalOrder, a, b) }
+func (f *Function) GreaterOrEqualTotalOrder(a, b compute.Value) (compute.Value, error) {
+	return f.compare(compute.OpTypeGreaterOrEqualTotalOrder, a, b)
+}
 
 // ReduceSum reduces x over axes (all axes when none are given).
-func (f *Function) ReduceSum(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceSum, x, axes...) }
+func (f *Function) ReduceSum(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceSum, x, axes...)
+}
 
 // ReduceProduct reduces x over axes (all axes when none are given).
-func (f *Function) ReduceProduct(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceProduct, x, axes...) }
+func (f *Function) ReduceProduct(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceProduct, x, axes...)
+}
 
 // ReduceMax reduces x over axes (all axes when none are given).
-func (f *Function) ReduceMax(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceMax, x, axes...) }
+func (f *Function) ReduceMax(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceMax, x, axes...)
+}
 
 // ReduceMin reduces x over axes (all axes when none are given).
-func (f *Function) ReduceMin(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceMin, x, axes...) }
+func (f *Function) ReduceMin(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceMin, x, axes...)
+}
 
 // ReduceLogicalAnd reduces x over axes (all axes when none are given).
-func (f *Function) ReduceLogicalAnd(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceLogicalAnd, x, axes...) }
+func (f *Function) ReduceLogicalAnd(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceLogicalAnd, x, axes...)
+}
 
 // ReduceLogicalOr reduces x over axes (all axes when none are given).
-func (f *Function) ReduceLogicalOr(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceLogicalOr, x, axes...) }
+func (f *Function) ReduceLogicalOr(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceLogicalOr, x, axes...)
+}
 
 // ReduceLogicalXor reduces x over axes (all axes when none are given).
-func (f *Function) ReduceLogicalXor(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceLogicalXor, x, axes...) }
+func (f *Function) ReduceLogicalXor(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceLogicalXor, x, axes...)
+}
 
 // ReduceBitwiseAnd reduces x over axes (all axes when none are given).
-func (f *Function) ReduceBitwiseAnd(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceBitwiseAnd, x, axes...) }
+func (f *Function) ReduceBitwiseAnd(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceBitwiseAnd, x, axes...)
+}
 
 // ReduceBitwiseOr reduces x over axes (all axes when none are given).
-func (f *Function) ReduceBitwiseOr(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceBitwiseOr, x, axes...) }
+func (f *Function) ReduceBitwiseOr(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceBitwiseOr, x, axes...)
+}
 
 // ReduceBitwiseXor reduces x over axes (all axes when none are given).
-func (f *Function) ReduceBitwiseXor(x compute.Value, axes ...int) (compute.Value, error) { return f.reduce(compute.OpTypeReduceBitwiseXor, x, axes...) }
+func (f *Function) ReduceBitwiseXor(x compute.Value, axes ...int) (compute.Value, error) {
+	return f.reduce(compute.OpTypeReduceBitwiseXor, x, axes...)
+}

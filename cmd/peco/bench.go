@@ -26,7 +26,7 @@ import (
 // PyTorch peer, each in its own process, in one invocation.
 func newBenchCmd(stdout, stderr io.Writer) *cobra.Command {
 	var iters, warmup int
-	var dataDir string
+	var dataDir, weightsDir string
 	var python, peerScript, out, backend string
 	var noPeer bool
 	var childTimeout time.Duration
@@ -56,7 +56,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 			for _, n := range names {
 				w := bench.Workloads[n]
 				fmt.Fprintf(stderr, "bench %s: peco...\n", n)
-				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend, "--data", dataDir}, childTimeout)
+				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend, "--data", dataDir, "--weights", weightsDir}, childTimeout)
 				if err != nil {
 					return fmt.Errorf("bench %s (peco): %w", n, err)
 				}
@@ -65,7 +65,11 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 					continue // no torchvision on this machine: the pipeline has no peer
 				}
 				fmt.Fprintf(stderr, "bench %s: torch...\n", n)
-				p, err := runChild(python, []string{peerScript, w.Peer, strconv.Itoa(w.Layers), strconv.Itoa(w.Batch), strconv.Itoa(warmup), strconv.Itoa(iters)}, childTimeout)
+				peerArgs := []string{peerScript, w.Peer, strconv.Itoa(w.Layers), strconv.Itoa(w.Batch), strconv.Itoa(warmup), strconv.Itoa(iters)}
+				if w.Data != "" {
+					peerArgs = append(peerArgs, filepath.Join(dataDir, w.Data)) // the peer reads the same archive
+				}
+				p, err := runChild(python, peerArgs, childTimeout)
 				if err != nil {
 					return fmt.Errorf("bench %s (peer %s %s; install it with apt-get install python3-torch libopenblas0-pthread, or pass --no-peer): %w", n, python, peerScript, err)
 				}
@@ -105,7 +109,8 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 	cmd.Flags().DurationVar(&childTimeout, "timeout", 20*time.Minute, "kill a workload's child process (SIGKILL) after this long; a hang is reported as an error")
 	cmd.Flags().StringVar(&out, "out", filepath.Join("bench", "results"), "folder for the JSON results (empty: do not save)")
 	cmd.Flags().StringVar(&backend, "backend", "", "compute backend for our steps (default $PECO_BACKEND or go)")
-	cmd.Flags().StringVar(&dataDir, "data", bench.DefaultDataDir, "folder holding the data archives of the pipeline workloads")
+	cmd.Flags().StringVar(&dataDir, "data", bench.DefaultDataDir, "folder holding the data archives of the pipeline and real-data workloads")
+	cmd.Flags().StringVar(&weightsDir, "weights", bench.DefaultWeightsDir, "folder holding the pre-trained weights (mobilenet-tflite/ for the tokenizer workload's perceptual loss)")
 	return cmd
 }
 
@@ -113,7 +118,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 // its result as JSON.
 func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 	var iters, warmup int
-	var dataDir string
+	var dataDir, weightsDir string
 	var backend, cpuProfile string
 	cmd := &cobra.Command{
 		Use:    "bench-worker WORKLOAD",
@@ -147,7 +152,7 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 				}
 				defer pprof.StopCPUProfile()
 			}
-			r, err := bench.RunStep(b, w, warmup, iters)
+			r, err := bench.RunStep(b, w, bench.Files{DataDir: dataDir, WeightsDir: weightsDir}, warmup, iters)
 			if err != nil {
 				return err
 			}
@@ -159,6 +164,7 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 	cmd.Flags().IntVar(&warmup, "warmup", 2, "untimed steps")
 	cmd.Flags().StringVar(&backend, "backend", "", "compute backend")
 	cmd.Flags().StringVar(&dataDir, "data", bench.DefaultDataDir, "folder holding the data archives")
+	cmd.Flags().StringVar(&weightsDir, "weights", bench.DefaultWeightsDir, "folder holding the pre-trained weights")
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the workload to this file")
 	return cmd
 }

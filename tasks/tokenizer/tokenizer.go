@@ -18,6 +18,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
 	"github.com/gomlx/gomlx/core/tensors"
@@ -164,22 +165,11 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	if err != nil {
 		return err
 	}
-	built, err := cfg.Tokenizer.Build()
-	if err != nil {
-		return fmt.Errorf("tokenizer: %w", err)
-	}
-	tok, ok := built.(tokenizers.Trainable)
-	if !ok {
-		return fmt.Errorf("tokenizer %q (%T) cannot be trained: it does not implement tokenizers.Trainable", cfg.Tokenizer.Type, built)
-	}
-	terms, err := buildLosses(cfg.Losses)
+	ts, err := NewTrainStep(env.Backend, cfg, env.Seed)
 	if err != nil {
 		return err
 	}
-	opt, err := cfg.Optimizer.Build()
-	if err != nil {
-		return err
-	}
+	tok, store := ts.Tokenizer, ts.Store
 	aug, err := cfg.Data.Augment.Compile()
 	if err != nil {
 		return fmt.Errorf("data.augment: %w", err)
@@ -219,22 +209,6 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	gh, gw := tok.Grid(size)
 
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, env.Seed)
-	if err := store.SetRNGStateFromSeed(env.Seed); err != nil {
-		return err
-	}
-	adamw := opt.New()
-	trainExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) []*Node {
-		g := images.Graph()
-		store.SetTraining(g, true)
-		total, vals, out := lossGraph(scope, tok, terms, images, true)
-		adamw.UpdateGraph(scope, g, total)
-		return append(append([]*Node{total}, vals...), ConvertDType(out.Tokens, dtypes.Int32))
-	})
-	if err != nil {
-		return fmt.Errorf("building the training graph: %w", err)
-	}
 	evalExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) []*Node {
 		out := tok.Forward(scope.In(Scope), images, false)
 		return []*Node{out.Reconstruction, ConvertDType(out.Tokens, dtypes.Int32)}
@@ -244,49 +218,22 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 
 	env.Printf("tokenizer %s: %d codes, %dx%d tokens per %dx%dx%d image, %d train / %d val images, %d steps/epoch x %d epochs, losses %v\n",
-		cfg.Tokenizer.Type, tok.VocabSize(), gh, gw, size, size, channels, trainDS.Len(), valDS.Len(), steps, cfg.Epochs, termNames(terms))
+		cfg.Tokenizer.Type, tok.VocabSize(), gh, gw, size, size, channels, trainDS.Len(), valDS.Len(), steps, cfg.Epochs, ts.TermNames())
 	loop := &core.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
 	st, err := loop.Restore()
 	if err != nil {
 		return err
 	}
 	total := cfg.Epochs * steps
-	initPending := st.Step == 0
+	if st.Step > 0 {
+		ts.SkipInit() // a resumed run keeps its codebook
+	}
 	loop.Step = func(s *core.LoopState) (map[string]float64, error) {
 		b, err := trainPipe.BatchAt(data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
 		if err != nil {
 			return nil, err
 		}
-		pix := pack(b.Items, size*size*channels)
-		if initPending {
-			initPending = false
-			if bi, ok := tok.(tokenizers.BatchInitializer); ok {
-				if err := initFromBatch(env, store, bi, pix, len(b.Items), size, channels); err != nil {
-					return nil, err
-				}
-			}
-		}
-		lr := opt.BaseLR() * opt.Schedule().Factor(int(s.Step), total)
-		if err := optim.SetLR(store, lr); err != nil {
-			return nil, err
-		}
-		sched, err := tok.Prepare(store.Scope("/"+Scope), int(s.Step), total)
-		if err != nil {
-			return nil, err
-		}
-		outs, err := trainExec.Exec(tensors.FromFlatDataAndDimensions(pix, len(b.Items), size, size, channels))
-		if err != nil {
-			return nil, err
-		}
-		m := map[string]float64{"loss": float64(tensors.ToScalar[float32](outs[0])), "lr": lr, "grad_norm": optim.GradNorm(store)}
-		for i, tm := range terms {
-			m["loss_"+tm.name] = float64(tensors.ToScalar[float32](outs[1+i]))
-		}
-		for k, v := range sched {
-			m[k] = v
-		}
-		m["batch_codes_used"] = float64(countUsed(tensors.MustCopyFlatData[int32](outs[len(outs)-1]), tok.VocabSize()))
-		return m, nil
+		return ts.Run(pack(b.Items, size*size*channels), len(b.Items), size, channels, int(s.Step), total)
 	}
 	loop.Status = func(m map[string]float64) string {
 		return fmt.Sprintf("loss %.4f codes %.0f", m["loss"], m["batch_codes_used"])
@@ -335,8 +282,8 @@ func termNames(terms []term) []string {
 }
 
 // initFromBatch runs the tokenizer's first-batch initialisation.
-func initFromBatch(env *core.Env, store *model.Store, bi tokenizers.BatchInitializer, pix []float32, n, size, channels int) error {
-	exec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) *Node {
+func initFromBatch(backend compute.Backend, store *model.Store, bi tokenizers.BatchInitializer, pix []float32, n, size, channels int) error {
+	exec, err := model.NewExec(backend, store, func(scope *model.Scope, images *Node) *Node {
 		bi.InitFromBatch(scope.In(Scope), images)
 		return ScalarZero(images.Graph(), dtypes.Float32)
 	})
