@@ -31,17 +31,23 @@ func init() {
 // Backend is the CPU backend. It is safe for concurrent use.
 type Backend struct {
 	finalized bool
+	// profile, when set (config "profile"), accumulates the time spent in
+	// each op type; see OpProfile.
+	profile *opProfile
 }
 
 var _ compute.Backend = (*Backend)(nil)
 
-// New returns a CPU backend. config must be empty: the backend has no
-// options (it uses runtime.GOMAXPROCS(0) threads).
+// New returns a CPU backend; it uses runtime.GOMAXPROCS(0) threads. config
+// is empty or "profile", which times every op (see OpProfile).
 func New(config string) (*Backend, error) {
-	if strings.TrimSpace(config) != "" {
-		return nil, fmt.Errorf("backend %q: takes no options, got %q", BackendName, config)
+	switch strings.TrimSpace(config) {
+	case "":
+		return &Backend{}, nil
+	case "profile":
+		return &Backend{profile: newOpProfile()}, nil
 	}
-	return &Backend{}, nil
+	return nil, fmt.Errorf("backend %q: unknown option %q (the only option is \"profile\")", BackendName, config)
 }
 
 // Name returns "cpu".

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -158,6 +159,7 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 		remaining[r] = u
 	}
 	ins := make([]any, 0, 8)
+	prof := e.backend.profile
 	for _, n := range e.nodes {
 		switch {
 		case n.op == compute.OpTypeParameter:
@@ -172,7 +174,15 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 				ins = append(ins, values[x])
 			}
 			out := e.get(n.shape.DType, n.shape.Size())
-			if err := n.run(out, ins); err != nil {
+			var start time.Time
+			if prof != nil {
+				start = time.Now()
+			}
+			err := n.run(out, ins)
+			if prof != nil {
+				prof.add(n.op, n.shape.Size(), time.Since(start))
+			}
+			if err != nil {
 				return nil, fmt.Errorf("cpu backend: graph %q, node #%d (%s -> %s): %w", e.name, n.id, n.op, n.shape, err)
 			}
 			values[n] = out

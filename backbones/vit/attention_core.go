@@ -1,6 +1,8 @@
 package vit
 
 import (
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math.
 )
 
@@ -27,6 +29,15 @@ import (
 // output is sliced back out of it, so the identity receives the output's
 // adjoint, and returns the inputs' gradients (and zero for the output part),
 // which Concatenate's own gradient routes back to qkv and bias.
+
+// goBackendLayout reports whether g's graph is laid out for GoMLX's pure-Go
+// backend (attentionCore, linear): float32 on the "go" backend. Other
+// backends (peco's "cpu", whose matmul reads transposed operands directly,
+// and XLA, which fuses) run the plain graph with autodiff gradients, which
+// avoids the packing copies the hand-written gradients cost.
+func goBackendLayout(g *Graph, dt dtypes.DType) bool {
+	return dt == dtypes.Float32 && g.Backend().Name() == gobackend.BackendName
+}
 
 // attentionCore computes multi-head attention on qkv [3, B*H, T, hd] (q, k,
 // v stacked, heads merged into the batch axis) with an optional bias

@@ -398,7 +398,7 @@ func (m *ViT) attention(scope *model.Scope, x, bias *Node, outStd float64) *Node
 	// qkv = x @ W_qkv + (q_bias, 0, v_bias)
 	w := m.variable(scope.At("qkv"), g, "weight", m.truncNormal(scope, cfg.InitStd), d, 3*d)
 	var qkv *Node // [B, T, 3D]
-	if m.computeDType == dtypes.Float32 {
+	if goBackendLayout(g, m.computeDType) {
 		qkv = linear(x, w)
 	} else {
 		qkv = DotGeneral(x, []int{2}, nil, w, []int{0}, nil)
@@ -412,7 +412,7 @@ func (m *ViT) attention(scope *model.Scope, x, bias *Node, outStd float64) *Node
 		bias = m.relativePositionBias(scope, g)
 	}
 	var out *Node
-	if m.computeDType == dtypes.Float32 {
+	if goBackendLayout(g, m.computeDType) {
 		// Heads merged into the batch axis: [3, B*H, T, hd]; see attention_core.go.
 		qkvT := TransposeAllAxes(Reshape(qkv, batch, t, 3, heads, headDim), 2, 0, 3, 1, 4) // [3, B, H, T, hd]
 		out = attentionCore(Reshape(qkvT, 3, batch*heads, t, headDim), bias, batch, heads, 1/math.Sqrt(float64(headDim)))
@@ -471,7 +471,7 @@ func (m *ViT) dense(scope *model.Scope, g *Graph, x *Node, out int, std float64)
 	w := m.variable(scope, g, "weight", m.truncNormal(scope, std), in, out)
 	b := m.variable(scope, g, "bias", zeroInit, out)
 	var y *Node
-	if m.computeDType == dtypes.Float32 {
+	if goBackendLayout(g, m.computeDType) {
 		y = linear(x, w) // hand-written gradient, see attention_core.go
 	} else {
 		y = DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)
