@@ -216,6 +216,8 @@ func rsqrtF32(o, x []float32) {
 
 func expF32(o, x []float32) {
 	x = x[:len(o)]
+	done := expVec(o, x)
+	o, x = o[done:], x[done:]
 	for i := range o {
 		o[i] = exp32(x[i])
 	}
@@ -223,6 +225,8 @@ func expF32(o, x []float32) {
 
 func erfF32(o, x []float32) {
 	x = x[:len(o)]
+	done := erfVec(o, x)
+	o, x = o[done:], x[done:]
 	for i := range o {
 		o[i] = erf32(x[i])
 	}
