@@ -1,7 +1,8 @@
 // Package bench measures peco's training steps and input pipeline on the
 // workloads the project compares with PyTorch (see bench/README.md): a
-// BEiT-style MIM step and a fine-tuning step of ViT-Tiny/4 on 32px images,
-// and the CIFAR-10 input pipeline. `peco bench` runs each workload in a
+// BEiT-style MIM step (on random or real CIFAR-10 images) and a fine-tuning
+// step of ViT-Tiny/4 on 32px images, the PeCo tokenizer's training step
+// (configs/tokenizer/cifar10_peco.yaml), and the input pipelines. `peco bench` runs each workload in a
 // child process (so its peak memory is its own), runs the PyTorch peer on the
 // same workload in the same invocation, and writes a table and JSON results.
 package bench
