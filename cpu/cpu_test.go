@@ -178,6 +178,17 @@ func TestOpsMatchGoBackend(t *testing.T) {
 			return []*Node{ConvertDType(a3, dtypes.Int32), ConvertDType(GreaterThan(a, ScalarZero(a.Graph(), a.DType())), dtypes.Float32),
 				Iota(a.Graph(), shapes.Make(dtypes.Int32, 3, 4), 1), ReduceSum(ConvertDType(a, dtypes.Float64), -1)}
 		}, []any{randFloats(r, 2, 3, 4)}, 1e-6},
+		{"fused-chains", func(in []*Node) []*Node {
+			// Large enough to be fused: GELU, an Adam-like update with
+			// scalars on both sides, and a chain whose intermediate is also
+			// an output (so it must not be folded away).
+			a, b := in[0], in[1]
+			gelu := Mul(a, MulScalar(AddScalar(Erf(MulScalar(a, 1/math.Sqrt2)), 1), 0.5))
+			m := Add(MulScalar(a, 0.9), MulScalar(b, 0.1))
+			upd := Div(m, AddScalar(Sqrt(Abs(b)), 1e-8))
+			shared := Exp(Neg(Abs(a)))
+			return []*Node{gelu, Sub(a, MulScalar(upd, 1e-3)), shared, Mul(shared, b), Sub(Const(a.Graph(), float32(1)), a)}
+		}, []any{randFloats(r, 64, 257), randFloats(r, 64, 257)}, 2e-6},
 		{"clip-grad-like", func(in []*Node) []*Node {
 			a := in[0]
 			norm := Sqrt(ReduceAllSum(Square(a)))

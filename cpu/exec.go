@@ -56,10 +56,14 @@ func newExecutable(b *Builder) (*Executable, error) {
 	for _, o := range f.outputs {
 		mark(o)
 	}
+	var order []*node
 	for _, n := range f.nodes { // creation order is a topological order
-		if !live[n] {
-			continue
+		if live[n] {
+			order = append(order, n)
 		}
+	}
+	order = fuseElementwise(order, f.outputs)
+	for _, n := range order {
 		e.nodes = append(e.nodes, n)
 		r := n
 		if n.alias {
@@ -180,7 +184,7 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 			}
 			err := n.run(out, ins)
 			if prof != nil {
-				prof.add(n.op, n.shape.Size(), time.Since(start))
+				prof.add(n.opName(), n.shape.Size(), time.Since(start))
 			}
 			if err != nil {
 				return nil, fmt.Errorf("cpu backend: graph %q, node #%d (%s -> %s): %w", e.name, n.id, n.op, n.shape, err)

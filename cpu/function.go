@@ -31,6 +31,17 @@ type node struct {
 	paramIndex int
 	// constant holds a Constant node's data.
 	constant any
+	// fusedOps names the ops a fused element-wise kernel runs (see fuse.go).
+	fusedOps []string
+}
+
+// opName names the node's op for profiles: the op, or "Fused" for a fused
+// element-wise kernel.
+func (n *node) opName() string {
+	if n.fusedOps != nil {
+		return "Fused"
+	}
+	return n.op.String()
 }
 
 // Builder records a graph; Compile turns it into an Executable.

@@ -7,14 +7,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gomlx/compute"
 )
 
 // opProfile accumulates, per op type, the number of executions, the time
 // spent and the elements written.
 type opProfile struct {
 	mu    sync.Mutex
-	stats map[compute.OpType]*opStat
+	stats map[string]*opStat
 }
 
 type opStat struct {
@@ -23,9 +22,9 @@ type opStat struct {
 	elapsed  time.Duration
 }
 
-func newOpProfile() *opProfile { return &opProfile{stats: map[compute.OpType]*opStat{}} }
+func newOpProfile() *opProfile { return &opProfile{stats: map[string]*opStat{}} }
 
-func (p *opProfile) add(op compute.OpType, elements int, d time.Duration) {
+func (p *opProfile) add(op string, elements int, d time.Duration) {
 	p.mu.Lock()
 	s := p.stats[op]
 	if s == nil {
@@ -49,7 +48,7 @@ func (b *Backend) OpProfile() string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	type row struct {
-		op compute.OpType
+		op string
 		s  opStat
 	}
 	var rows []row

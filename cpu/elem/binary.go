@@ -179,6 +179,12 @@ func BinaryBool(op BinaryOp, out []bool, outDims []int, a []bool, aDims []int, b
 
 // numKernel returns the kernel of op for the numeric type T.
 func numKernel[T Number](op BinaryOp) (kernel[T, T], int, error) {
+	var zero T
+	if _, ok := any(zero).(float32); ok {
+		if k, ok := simdBinaryF32(op); ok {
+			return any(k).(kernel[T, T]), ParallelThreshold, nil
+		}
+	}
 	switch op {
 	case Add:
 		return kernel[T, T]{addVV[T], addVS[T], addVS2[T]}, ParallelThreshold, nil

@@ -28,7 +28,8 @@ func expVec(o, x []float32) int {
 	// bits(roundFP + k) = bits(roundFP) + k; the exponent field of 2^k is k + 1023.
 	bias := archsimd.BroadcastInt64x4(1023 - 0x4338000000000000)
 	for i := 0; i < n; i += 4 {
-		xd := archsimd.LoadFloat32x4Slice(x[i:]).ConvertToFloat64().Max(lo).Min(hi)
+		raw := archsimd.LoadFloat32x4Slice(x[i:]).ConvertToFloat64()
+		xd := raw.Max(lo).Min(hi)
 		t := xd.MulAdd(log2e, round) // roundFP + k
 		kd := t.Sub(round)
 		r := kd.MulAdd(negLn2, xd)
@@ -40,9 +41,8 @@ func expVec(o, x []float32) int {
 		p = p.MulAdd(r, one)
 		p = p.MulAdd(r, one)
 		scale := t.AsInt64x4().Add(bias).ShiftAllLeft(52).AsFloat64x4()
-		p.Mul(scale).ConvertToFloat32().StoreSlice(o[i:])
+		raw.Merge(p.Mul(scale), raw.IsNaN()).ConvertToFloat32().StoreSlice(o[i:]) // NaN stays NaN
 	}
-	fixNaN(o[:n], x)
 	return n
 }
 
@@ -60,7 +60,8 @@ func erfVec(o, x []float32) int {
 	q4, q5 := archsimd.BroadcastFloat64x4(erfQ4), archsimd.BroadcastFloat64x4(erfQ5)
 	one := archsimd.BroadcastFloat64x4(1)
 	for i := 0; i < n; i += 4 {
-		xd := archsimd.LoadFloat32x4Slice(x[i:]).ConvertToFloat64().Max(lo).Min(hi)
+		raw := archsimd.LoadFloat32x4Slice(x[i:]).ConvertToFloat64()
+		xd := raw.Max(lo).Min(hi)
 		z := xd.Mul(xd)
 		p := z.MulAdd(p5, p4)
 		p = p.MulAdd(z, p3)
@@ -72,19 +73,7 @@ func erfVec(o, x []float32) int {
 		q = q.MulAdd(z, q2)
 		q = q.MulAdd(z, q1)
 		q = q.MulAdd(z, one)
-		xd.Mul(p).Div(q).ConvertToFloat32().StoreSlice(o[i:])
+		raw.Merge(xd.Mul(p).Div(q), raw.IsNaN()).ConvertToFloat32().StoreSlice(o[i:]) // NaN stays NaN
 	}
-	fixNaN(o[:n], x)
 	return n
-}
-
-// fixNaN copies NaN inputs to the output (the clamps above would turn them
-// into numbers).
-func fixNaN(o, x []float32) {
-	x = x[:len(o)]
-	for i, v := range x {
-		if v != v {
-			o[i] = v
-		}
-	}
 }
