@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
 )
 
 // opProfile accumulates, per op type, the number of executions, the time

@@ -4,4 +4,6 @@ package elem
 
 // simdBinaryF32: without GOEXPERIMENT=simd (or off amd64) the scalar
 // kernels are used.
-func simdBinaryF32(op BinaryOp) (kernel[float32, float32], bool) { return kernel[float32, float32]{}, false }
+func simdBinaryF32(op BinaryOp) (kernel[float32, float32], bool) {
+	return kernel[float32, float32]{}, false
+}
