@@ -17,8 +17,9 @@ import (
 // --backend flag is not given.
 const BackendEnv = "PECO_BACKEND"
 
-// DefaultBackend is the backend used when none is chosen: the pure-Go backend.
-const DefaultBackend = "go"
+// DefaultBackend is the backend used when none is chosen: peco's own CPU
+// backend (package cpu), pure Go with assembly matmul kernels.
+const DefaultBackend = "cpu"
 
 // goDefaultConfig is what "go" means: the pure-Go backend running one graph
 // op at a time, each op (matmuls above all) still spread over every core.
@@ -29,10 +30,11 @@ const DefaultBackend = "go"
 // unchanged ("go:" alone is GoMLX's default).
 const goDefaultConfig = "go:ops_sequential"
 
-// OpenBackend opens the compute backend named by spec: "go" (the pure-Go
-// backend, the default) or "xla:<PJRT plugin name or path>" (e.g.
+// OpenBackend opens the compute backend named by spec: "cpu" (peco's CPU
+// backend, the default; "cpu:profile" also times every op), "go" (GoMLX's
+// pure-Go backend) or "xla:<PJRT plugin name or path>" (e.g.
 // "xla:cuda", "xla:/path/to/xla_cuda_plugin.so"), available in cgo builds.
-// An empty spec reads PECO_BACKEND, then falls back to "go". It returns the
+// An empty spec reads PECO_BACKEND, then falls back to "cpu". It returns the
 // backend and a one-line description of it and its device.
 func OpenBackend(spec string) (compute.Backend, string, error) {
 	if spec == "" {

@@ -108,7 +108,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 	cmd.Flags().BoolVar(&noPeer, "no-peer", false, "skip the PyTorch peer")
 	cmd.Flags().DurationVar(&childTimeout, "timeout", 20*time.Minute, "kill a workload's child process (SIGKILL) after this long; a hang is reported as an error")
 	cmd.Flags().StringVar(&out, "out", filepath.Join("bench", "results"), "folder for the JSON results (empty: do not save)")
-	cmd.Flags().StringVar(&backend, "backend", "", "compute backend for our steps (default $PECO_BACKEND or go)")
+	cmd.Flags().StringVar(&backend, "backend", "", "compute backend for our steps (default $PECO_BACKEND or cpu)")
 	cmd.Flags().StringVar(&dataDir, "data", bench.DefaultDataDir, "folder holding the data archives of the pipeline and real-data workloads")
 	cmd.Flags().StringVar(&weightsDir, "weights", bench.DefaultWeightsDir, "folder holding the pre-trained weights (mobilenet-tflite/ for the tokenizer workload's perceptual loss)")
 	return cmd

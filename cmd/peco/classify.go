@@ -42,7 +42,7 @@ there is one per output, index 0 being "background".`,
 		},
 	}
 	cmd.Flags().StringVar(&labelsPath, "labels", "", "label file, one label per line (default imagenet_labels.txt next to WEIGHTS)")
-	cmd.Flags().StringVar(&backendSpec, "backend", "", `compute backend: "go" or "xla:<plugin>" (default $PECO_BACKEND or go)`)
+	cmd.Flags().StringVar(&backendSpec, "backend", "", `compute backend: "cpu", "go" or "xla:<plugin>" (default $PECO_BACKEND or cpu)`)
 	cmd.Flags().IntVar(&top, "top", 5, "number of labels to print per image")
 	return cmd
 }

@@ -66,8 +66,9 @@ it strictly (nothing runs until the whole config is valid), then runs its task
 in a run directory holding config.yaml (the resolved config), meta.json,
 metrics.jsonl, checkpoints/ and images/.
 
-The backend is --backend, else $PECO_BACKEND, else "go" (pure Go, CPU);
-"xla:<plugin>" selects XLA through a PJRT plugin (GPU) in cgo builds.`,
+The backend is --backend, else $PECO_BACKEND, else "cpu" (peco's CPU backend);
+"go" is GoMLX's pure-Go backend; "xla:<plugin>" selects XLA through a PJRT
+plugin (GPU) in cgo builds.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			exp, resolved, err := core.LoadExperiment(args[0], sets)
@@ -96,7 +97,7 @@ The backend is --backend, else $PECO_BACKEND, else "go" (pure Go, CPU);
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config value: key.path=value (YAML scalar, list or map); repeatable")
 	cmd.Flags().StringVar(&opts.Out, "out", "", "run directory (default runs/<name>/<timestamp>)")
-	cmd.Flags().StringVar(&opts.Backend, "backend", "", `compute backend: "go" or "xla:<plugin name or path>" (default $PECO_BACKEND or go)`)
+	cmd.Flags().StringVar(&opts.Backend, "backend", "", `compute backend: "cpu", "go" or "xla:<plugin name or path>" (default $PECO_BACKEND or cpu)`)
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	cmd.Flags().BoolVar(&opts.Resume, "resume", false, "continue the run in --out (default: the newest run of this config) from its newest checkpoint; the config must be the same")
 	return cmd

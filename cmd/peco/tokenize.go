@@ -86,6 +86,6 @@ token grid and writes <out>/<image name>_recon.png (input | reconstruction).`,
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", ".", "folder for the reconstruction PNGs")
-	cmd.Flags().StringVar(&backend, "backend", "", `compute backend: "go" or "xla:<plugin>" (default $PECO_BACKEND or go)`)
+	cmd.Flags().StringVar(&backend, "backend", "", `compute backend: "cpu", "go" or "xla:<plugin>" (default $PECO_BACKEND or cpu)`)
 	return cmd
 }
