@@ -56,7 +56,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 			for _, n := range names {
 				w := bench.Workloads[n]
 				fmt.Fprintf(stderr, "bench %s: peco...\n", n)
-				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend, "--data", dataDir, "--weights", weightsDir}, childTimeout)
+				r, err := runChild(self, []string{"bench-worker", n, "--iters", strconv.Itoa(iters), "--warmup", strconv.Itoa(warmup), "--backend", backend, "--data", dataDir, "--weights", weightsDir}, childTimeout, stderr)
 				if err != nil {
 					return fmt.Errorf("bench %s (peco): %w", n, err)
 				}
@@ -69,7 +69,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 				if w.Data != "" {
 					peerArgs = append(peerArgs, filepath.Join(dataDir, w.Data)) // the peer reads the same archive
 				}
-				p, err := runChild(python, peerArgs, childTimeout)
+				p, err := runChild(python, peerArgs, childTimeout, io.Discard)
 				if err != nil {
 					return fmt.Errorf("bench %s (peer %s %s; install it with apt-get install python3-torch libopenblas0-pthread, or pass --no-peer): %w", n, python, peerScript, err)
 				}
@@ -157,6 +157,10 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 				return err
 			}
 			r.Note = desc
+			if p, ok := b.(interface{ OpProfile() string }); ok && p.OpProfile() != "" {
+				// --backend cpu:profile: where each op type's time went.
+				fmt.Fprintf(cmd.ErrOrStderr(), "op profile of %s (warm-up and timed steps):\n%s", w.Name, p.OpProfile())
+			}
 			return json.NewEncoder(stdout).Encode(r)
 		},
 	}
@@ -170,11 +174,12 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 }
 
 // runChild runs a command that prints one JSON Result line last, and adds
-// its peak RSS.
+// its peak RSS. An op profile the child printed (--backend cpu:profile) is
+// copied to profileOut.
 //
 // The child is killed with SIGKILL after timeout (peco catches SIGTERM for a
 // graceful stop, which a deadlocked backend never reaches).
-func runChild(name string, args []string, timeout time.Duration) (bench.Result, error) {
+func runChild(name string, args []string, timeout time.Duration, profileOut io.Writer) (bench.Result, error) {
 	var r bench.Result
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -186,6 +191,9 @@ func runChild(name string, args []string, timeout time.Duration) (bench.Result, 
 			return r, fmt.Errorf("killed after %s (hung?): %s", timeout, lastLines(errBuf.String(), 5))
 		}
 		return r, fmt.Errorf("%w: %s", err, lastLines(errBuf.String(), 5))
+	}
+	if i := strings.Index(errBuf.String(), "op profile of"); i >= 0 {
+		io.WriteString(profileOut, errBuf.String()[i:])
 	}
 	lines := strings.Split(strings.TrimSpace(outBuf.String()), "\n")
 	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &r); err != nil {
