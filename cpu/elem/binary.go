@@ -91,6 +91,32 @@ func runBinary[T, O any](name string, k kernel[T, O], threshold int, out []O, ou
 		return fmt.Errorf("%s: operands have %d and %d elements, dims %v and %v need %d and %d",
 			name, len(a), len(b), aDims, bDims, p.sizes[0], p.sizes[1])
 	}
+	if bl := p.blk; bl != nil {
+		n := bl.size
+		p.execBlocks(threshold, func() blockFn {
+			ab, bb := newBlockOperand(bl, 0, a), newBlockOperand(bl, 1, b)
+			return func(o int, base *[maxOperands]int) {
+				dst := out[o : o+n]
+				av, as := ab.get(base[0], n)
+				bv, bs := bb.get(base[1], n)
+				switch {
+				case av != nil && bv != nil:
+					k.vv(dst, av, bv)
+				case av != nil:
+					k.vs(dst, av, bs)
+				case bv != nil:
+					k.sv(dst, as, bv)
+				default:
+					k.vv(dst[:1], []T{as}, []T{bs})
+					v := dst[0]
+					for i := range dst {
+						dst[i] = v
+					}
+				}
+			}
+		})
+		return nil
+	}
 	ac, bc := p.contig[0], p.contig[1]
 	p.exec(threshold, func(o int, off *[maxOperands]int, n int) {
 		dst := out[o : o+n]

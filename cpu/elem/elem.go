@@ -188,7 +188,38 @@ type plan struct {
 	strides [maxOperands][]int // element strides of each operand on the outer axes (0 if broadcast)
 	scalar  [maxOperands]bool  // operand is a single value
 	sizes   [maxOperands]int   // operand sizes
+	blk     *blocking          // block iteration for short inner runs, or nil
 	_       [0]func()          // not comparable
+}
+
+// Operand modes within a block of a blocking.
+const (
+	blockConst  = iota // one value for the whole block
+	blockContig        // contiguous: offsets base .. base+size-1
+	blockGather        // offsets base+idx[i]
+)
+
+// shortRun is the inner run length below which a plan iterates over blocks
+// of several runs instead (per-run call overhead would dominate).
+const shortRun = 64
+
+// Block sizes (elements) aimed for by a blocking.
+const (
+	minBlockSize = 256
+	maxBlockSize = 2048
+)
+
+// blocking describes the output as a sequence of equal blocks of size
+// elements, each covering whole runs of the innermost merged axes. Within a
+// block every operand follows a fixed offset pattern relative to its base
+// offset (mode[k]); gathered operands list that pattern in idx[k]. The bases
+// of consecutive blocks follow the outer axes and strides as in plan.
+type blocking struct {
+	size    int
+	outer   []int
+	strides [maxOperands][]int
+	mode    [maxOperands]uint8
+	idx     [maxOperands][]int32
 }
 
 // newPlan validates the operand shapes against outDims and builds a plan.
@@ -276,7 +307,197 @@ func newPlan(name string, outDims []int, opDims ...[]int) (*plan, error) {
 		}
 		p.strides[k] = st
 	}
+	if p.inner < shortRun {
+		dims := make([]int, len(axes))
+		bcs := make([][maxOperands]bool, len(axes))
+		for i, a := range axes {
+			dims[i], bcs[i] = a.dim, a.bc
+		}
+		p.blk = newBlocking(p.nops, dims, bcs)
+	}
 	return p, nil
+}
+
+// newBlocking groups the innermost of the merged axes (dims, with broadcast
+// flags bcs) into blocks of about minBlockSize to maxBlockSize elements,
+// splitting an axis if needed. It returns nil when blocks would not be
+// longer than the innermost axis.
+func newBlocking(nops int, dims []int, bcs [][maxOperands]bool) *blocking {
+	n := len(dims)
+	// Row-major operand strides over all axes (0 where broadcast).
+	var st [maxOperands][]int
+	for k := range nops {
+		st[k] = make([]int, n)
+		acc := 1
+		for i := n - 1; i >= 0; i-- {
+			if !bcs[i][k] {
+				st[k][i] = acc
+				acc *= dims[i]
+			}
+		}
+	}
+	size := dims[n-1]
+	first := n - 1 // first axis in the block
+	for first > 0 && size*dims[first-1] <= maxBlockSize {
+		first--
+		size *= dims[first]
+	}
+	split := 1 // part of axis first-1 taken into the block
+	if size < minBlockSize && first > 0 {
+		d := dims[first-1]
+		for c := min(d-1, maxBlockSize/size); c > 1; c-- {
+			if d%c == 0 {
+				split = c
+				break
+			}
+		}
+	}
+	if size*split <= dims[n-1] {
+		return nil
+	}
+	bl := &blocking{size: size * split}
+	// Block axes: split (if any) then first .. n-1.
+	var inDims []int
+	var inSt [maxOperands][]int
+	if split > 1 {
+		inDims = append(inDims, split)
+		for k := range nops {
+			inSt[k] = append(inSt[k], st[k][first-1])
+		}
+	}
+	inDims = append(inDims, dims[first:]...)
+	for k := range nops {
+		inSt[k] = append(inSt[k], st[k][first:]...)
+	}
+	// Outer axes, the split one reduced to d/split steps of split.
+	nOuter := first
+	bl.outer = append([]int(nil), dims[:nOuter]...)
+	for k := range nops {
+		bl.strides[k] = append([]int(nil), st[k][:nOuter]...)
+	}
+	if split > 1 {
+		bl.outer[nOuter-1] /= split
+		for k := range nops {
+			bl.strides[k][nOuter-1] *= split
+		}
+	}
+	for k := range nops {
+		allBc, noBc := true, true
+		for i := first; i < n; i++ {
+			allBc = allBc && bcs[i][k]
+			noBc = noBc && !bcs[i][k]
+		}
+		if split > 1 {
+			allBc = allBc && bcs[first-1][k]
+			noBc = noBc && !bcs[first-1][k]
+		}
+		switch {
+		case allBc:
+			bl.mode[k] = blockConst
+		case noBc:
+			bl.mode[k] = blockContig
+		default:
+			bl.mode[k] = blockGather
+			idx := make([]int32, bl.size)
+			coords := make([]int, len(inDims))
+			off := 0
+			for e := range idx {
+				idx[e] = int32(off)
+				for i := len(inDims) - 1; i >= 0; i-- {
+					coords[i]++
+					off += inSt[k][i]
+					if coords[i] < inDims[i] {
+						break
+					}
+					off -= coords[i] * inSt[k][i]
+					coords[i] = 0
+				}
+			}
+			bl.idx[k] = idx
+		}
+	}
+	return bl
+}
+
+// blockFn processes the output block starting at output offset o; base[k]
+// is the base offset of operand k in the block.
+type blockFn func(o int, base *[maxOperands]int)
+
+// execBlocks runs the blocks of p.blk, in parallel when the output is large.
+// Each goroutine calls newFn once and feeds its blocks to the result, so
+// functions may keep per-goroutine scratch space.
+func (p *plan) execBlocks(threshold int, newFn func() blockFn) {
+	bl := p.blk
+	nblk := p.total / bl.size
+	parallelFor(nblk, threshold/bl.size, 1, func(lo, hi int) {
+		fn := newFn()
+		nOuter := len(bl.outer)
+		coords := make([]int, nOuter)
+		var base [maxOperands]int
+		r := lo
+		for i := nOuter - 1; i >= 0; i-- {
+			c := r % bl.outer[i]
+			r /= bl.outer[i]
+			coords[i] = c
+			for k := range p.nops {
+				base[k] += c * bl.strides[k][i]
+			}
+		}
+		for b := lo; b < hi; b++ {
+			fn(b*bl.size, &base)
+			for i := nOuter - 1; i >= 0; i-- {
+				coords[i]++
+				if coords[i] < bl.outer[i] {
+					for k := range p.nops {
+						base[k] += bl.strides[k][i]
+					}
+					break
+				}
+				coords[i] = 0
+				for k := range p.nops {
+					base[k] -= (bl.outer[i] - 1) * bl.strides[k][i]
+				}
+			}
+		}
+	})
+}
+
+// blockOperand resolves an operand's values in a block: a contiguous slice
+// (its own memory or a gathered copy) or a single value.
+type blockOperand[T any] struct {
+	x       []T
+	mode    uint8
+	idx     []int32
+	scratch []T
+	last    int
+}
+
+func newBlockOperand[T any](bl *blocking, k int, x []T) blockOperand[T] {
+	b := blockOperand[T]{x: x, mode: bl.mode[k], idx: bl.idx[k], last: -1}
+	if b.mode == blockGather {
+		b.scratch = make([]T, bl.size)
+	}
+	return b
+}
+
+// get returns the operand's block values starting at base: vec (len n) for
+// contiguous and gathered operands, else the single value s. A gathered
+// block is reused while the base does not change.
+func (b *blockOperand[T]) get(base, n int) (vec []T, s T) {
+	switch b.mode {
+	case blockContig:
+		return b.x[base : base+n], s
+	case blockGather:
+		if base != b.last {
+			src, dst := b.x[base:], b.scratch[:len(b.idx)]
+			for i, j := range b.idx {
+				dst[i] = src[j]
+			}
+			b.last = base
+		}
+		return b.scratch, s
+	}
+	return nil, b.x[base]
 }
 
 // segmentFn processes n output elements starting at output offset o; off[k]

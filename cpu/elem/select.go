@@ -57,6 +57,19 @@ func WhereOf[T any](out []T, outDims []int, cond []bool, condDims []int, onTrue 
 		return fmt.Errorf("%s: sizes out=%d cond=%d onTrue=%d onFalse=%d do not match dims %v, %v, %v, %v",
 			name, len(out), len(cond), len(onTrue), len(onFalse), outDims, condDims, tDims, fDims)
 	}
+	if bl := p.blk; bl != nil {
+		n := bl.size
+		p.execBlocks(ParallelThreshold, func() blockFn {
+			cb, tb, fb := newBlockOperand(bl, 0, cond), newBlockOperand(bl, 1, onTrue), newBlockOperand(bl, 2, onFalse)
+			return func(o int, base *[maxOperands]int) {
+				cv, c := cb.get(base[0], n)
+				tv, t := tb.get(base[1], n)
+				fv, f := fb.get(base[2], n)
+				whereBlock(out[o:o+n], cv, c, tv, t, fv, f)
+			}
+		})
+		return nil
+	}
 	cs, ts, fs := stride01(p.contig[0]), stride01(p.contig[1]), stride01(p.contig[2])
 	p.exec(ParallelThreshold, func(o int, off *[maxOperands]int, n int) {
 		dst := out[o : o+n]
@@ -140,6 +153,31 @@ func ClampOf[T Number](out []T, outDims []int, lo []T, loDims []int, x []T, hi [
 		return fmt.Errorf("%s: sizes out=%d lo=%d x=%d hi=%d do not match dims %v, %v, %v",
 			name, len(out), len(lo), len(x), len(hi), outDims, loDims, hiDims)
 	}
+	if bl := p.blk; bl != nil {
+		n := bl.size
+		p.execBlocks(ParallelThreshold, func() blockFn {
+			lb, xb, hb := newBlockOperand(bl, 0, lo), newBlockOperand(bl, 1, x), newBlockOperand(bl, 2, hi)
+			return func(o int, base *[maxOperands]int) {
+				dst := out[o : o+n]
+				lv, l := lb.get(base[0], n)
+				xv, xs := xb.get(base[1], n)
+				hv, h := hb.get(base[2], n)
+				for i := range dst {
+					if lv != nil {
+						l = lv[i]
+					}
+					if xv != nil {
+						xs = xv[i]
+					}
+					if hv != nil {
+						h = hv[i]
+					}
+					dst[i] = min(max(xs, l), h)
+				}
+			}
+		})
+		return nil
+	}
 	ls, hs := stride01(p.contig[0]), stride01(p.contig[2])
 	p.exec(ParallelThreshold, func(o int, off *[maxOperands]int, n int) {
 		dst := out[o : o+n]
@@ -156,4 +194,60 @@ func ClampOf[T Number](out []T, outDims []int, lo []T, loDims []int, x []T, hi [
 		}
 	})
 	return nil
+}
+
+// whereBlock selects between onTrue and onFalse values for one block; each
+// operand is a slice of len(dst) or, when the slice is nil, a single value.
+func whereBlock[T any](dst []T, cv []bool, c bool, tv []T, t T, fv []T, f T) {
+	n := len(dst)
+	switch {
+	case cv == nil:
+		src, v := tv, t
+		if !c {
+			src, v = fv, f
+		}
+		if src != nil {
+			copy(dst, src[:n])
+			return
+		}
+		for i := range dst {
+			dst[i] = v
+		}
+	case tv != nil && fv != nil:
+		cv, tv, fv = cv[:n], tv[:n], fv[:n]
+		for i := range dst {
+			if cv[i] {
+				dst[i] = tv[i]
+			} else {
+				dst[i] = fv[i]
+			}
+		}
+	case tv != nil:
+		cv, tv = cv[:n], tv[:n]
+		for i := range dst {
+			if cv[i] {
+				dst[i] = tv[i]
+			} else {
+				dst[i] = f
+			}
+		}
+	case fv != nil:
+		cv, fv = cv[:n], fv[:n]
+		for i := range dst {
+			if cv[i] {
+				dst[i] = t
+			} else {
+				dst[i] = fv[i]
+			}
+		}
+	default:
+		cv = cv[:n]
+		for i := range dst {
+			if cv[i] {
+				dst[i] = t
+			} else {
+				dst[i] = f
+			}
+		}
+	}
 }
