@@ -86,6 +86,17 @@ func MatMulFloat32(batch, m, n, k int, a []float32, transA bool, b []float32, tr
 	strideA, strideB, strideC := m*k, k*n, m*n
 
 	threads := runtime.GOMAXPROCS(0)
+	if batch < 4 && useSplitK(m, n, k) {
+		// Deep products with a small C: split k (even on one goroutine,
+		// so that the result does not depend on threads).
+		for bi := 0; bi < batch; bi++ {
+			gemmSplitK(threads, m, n, k,
+				a[bi*strideA:(bi+1)*strideA], transA,
+				b[bi*strideB:(bi+1)*strideB], transB,
+				c[bi*strideC:(bi+1)*strideC])
+		}
+		return
+	}
 	if threads <= 1 || batch*m*n*k < minParallelWork {
 		ws := wsPool.Get().(*workspace)
 		for bi := 0; bi < batch; bi++ {
@@ -246,19 +257,27 @@ func checkDims(batch, m, n, k, lenA, lenB, lenC int) {
 // gemmRange computes rows [m0, m1) and columns [n0, n1) of one C = op(A) x
 // op(B) product, where a, b and c hold exactly one batch entry.
 func gemmRange(ws *workspace, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32, m0, m1, n0, n1 int) {
+	gemmBlock(ws, m, n, k, a, transA, b, transB, c, m0, m1, n0, n1, 0, k)
+}
+
+// gemmBlock computes rows [m0, m1) and columns [n0, n1) of the partial
+// product of op(A)[:, p0:p1] by op(B)[p0:p1, :] into c (row stride n),
+// overwriting it. a, b and c hold exactly one batch entry.
+func gemmBlock(ws *workspace, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32, m0, m1, n0, n1, p0, p1 int) {
 	// Even k blocks (rounded up to a multiple of 4 for the unrolled kernel
 	// loop) avoid a thin last block.
-	kcStep := min(roundUp(ceilDiv(k, ceilDiv(k, kcMax)), 4), kcMax)
+	kd := p1 - p0
+	kcStep := min(roundUp(ceilDiv(kd, ceilDiv(kd, kcMax)), 4), kcMax)
 	mcStep := min(roundUp(ceilDiv(m1-m0, ceilDiv(m1-m0, mcMax)), mr), mcMax)
 	for jc := n0; jc < n1; jc += ncMax {
 		nc := min(ncMax, n1-jc)
-		for pc := 0; pc < k; pc += kcStep {
-			kc := min(kcStep, k-pc)
+		for pc := p0; pc < p1; pc += kcStep {
+			kc := min(kcStep, p1-pc)
 			packB(ws.b, b, transB, n, k, pc, kc, jc, nc)
 			for ic := m0; ic < m1; ic += mcStep {
 				mc := min(mcStep, m1-ic)
 				packA(ws.a, a, transA, m, k, ic, mc, pc, kc)
-				macroKernel(ws, ws.a, ws.b, kc, mc, nc, c[ic*n+jc:], n, pc > 0)
+				macroKernel(ws, ws.a, ws.b, kc, mc, nc, c[ic*n+jc:], n, pc > p0)
 			}
 		}
 	}

@@ -76,6 +76,7 @@ func testShapes() []shape {
 		shape{1, 6, 16, 256}, shape{1, 12, 32, 257}, shape{1, 145, 17, 1000},
 		shape{5, 13, 7, 5}, shape{4, 40, 40, 40},
 		shape{1, 64, 256, 256}, shape{1, 100, 300, 200}, // shared packed B when parallel
+		shape{1, 13, 37, 4100}, shape{2, 7, 20, 8200}, shape{1, 1, 1, 4096}, // split k
 	)
 	return shapes
 }
@@ -135,7 +136,8 @@ func TestMatMulFloat32Large(t *testing.T) {
 		t.Skip("short")
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	shapes := []shape{{1, 150, 1100, 530}, {1, 200, 192, 2080}, {2, 7, 2100, 65}, {1, 30, 1100, 2100}, {3, 97, 131, 1500}}
+	shapes := []shape{{1, 150, 1100, 530}, {1, 200, 192, 2080}, {2, 7, 2100, 65}, {1, 30, 1100, 2100}, {3, 97, 131, 1500},
+		{1, 10, 260, 17000}, {1, 200, 40, 4200}} // split k, also over columns and rows
 	for _, procs := range []int{2, 3} {
 		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
@@ -147,6 +149,35 @@ func TestMatMulFloat32Large(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSplitKDeterministic checks that a split-k product does not depend on
+// the number of goroutines, bit for bit.
+func TestSplitKDeterministic(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	s := shape{1, 37, 70, 16500}
+	if !useSplitK(s.m, s.n, s.k) {
+		t.Fatalf("shape %+v does not use split k", s)
+	}
+	a := randFloat32(rng, s.m*s.k)
+	b := randFloat32(rng, s.k*s.n)
+	var first []float32
+	for _, procs := range []int{1, 2, 3, 5} {
+		func() {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			c := make([]float32, s.m*s.n)
+			MatMulFloat32(1, s.m, s.n, s.k, a, true, b, false, c)
+			if first == nil {
+				first = c
+				return
+			}
+			for i := range c {
+				if math.Float32bits(c[i]) != math.Float32bits(first[i]) {
+					t.Fatalf("procs=%d: c[%d] = %g, with 1 goroutine %g", procs, i, c[i], first[i])
+				}
+			}
+		}()
 	}
 }
 
@@ -310,5 +341,50 @@ func BenchmarkMatMulFloat32(bm *testing.B) {
 				bm.ReportMetric(flops/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
 			})
 		}
+	}
+}
+
+// convBenchShapes are the conv tokenizer's im2col products: weight gradients
+// (A is the im2col matrix stored [k][m], so transA, with a huge k and a small
+// C) and the forward and input-gradient products (small n).
+var convBenchShapes = []struct {
+	shape
+	transA, transB bool
+}{
+	{shape{1, 128, 1152, 65536}, true, false},
+	{shape{1, 64, 576, 65536}, true, false},
+	{shape{1, 64, 1152, 65536}, true, false},
+	{shape{1, 128, 1152, 16384}, true, false},
+	{shape{1, 128, 1152, 4096}, true, false},
+	{shape{1, 65536, 64, 576}, false, false},
+	{shape{1, 65536, 64, 576}, false, true},
+	{shape{1, 16384, 128, 1152}, false, false},
+	{shape{1, 16384, 128, 1152}, false, true},
+	{shape{1, 4096, 128, 1152}, false, false},
+	{shape{1, 4096, 128, 1152}, false, true},
+	{shape{1, 65536, 128, 1152}, false, false},
+	{shape{1, 65536, 128, 1152}, false, true},
+}
+
+func BenchmarkMatMulFloat32Conv(bm *testing.B) {
+	for _, cs := range convBenchShapes {
+		s := cs.shape
+		name := fmt.Sprintf("b%d_m%d_k%d_n%d_tA%v_tB%v", s.batch, s.m, s.k, s.n, cs.transA, cs.transB)
+		bm.Run(name, func(bm *testing.B) {
+			a := make([]float32, s.batch*s.m*s.k)
+			b := make([]float32, s.batch*s.k*s.n)
+			c := make([]float32, s.batch*s.m*s.n)
+			for i := range a {
+				a[i] = float32(i%7) - 3
+			}
+			for i := range b {
+				b[i] = float32(i%5) - 2
+			}
+			for bm.Loop() {
+				MatMulFloat32(s.batch, s.m, s.n, s.k, a, cs.transA, b, cs.transB, c)
+			}
+			flops := 2 * float64(s.batch*s.m*s.n*s.k) * float64(bm.N)
+			bm.ReportMetric(flops/bm.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
 	}
 }
