@@ -440,8 +440,12 @@ func Table(results []Result) string {
 		if p, ok := peer[r.Workload]; ok && r.Impl == "peco" && r.ImgPerSec > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.ImgPerSec/p)
 		}
+		impl := r.Impl
+		if r.Impl == "peco" && r.Backend != "" {
+			impl += " (" + r.Backend + " backend)"
+		}
 		fmt.Fprintf(&b, "| %s | %s | %d | %.3f | %.1f | %s | %.0f | %.1f |\n",
-			r.Workload, r.Impl, r.Batch, r.SecPerStep, r.ImgPerSec, ratio, r.MaxRSSMiB, r.CompileSec)
+			r.Workload, impl, r.Batch, r.SecPerStep, r.ImgPerSec, ratio, r.MaxRSSMiB, r.CompileSec)
 	}
 	return b.String()
 }

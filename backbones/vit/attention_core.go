@@ -36,7 +36,7 @@ import (
 // and XLA, which fuses) run the plain graph with autodiff gradients, which
 // avoids the packing copies the hand-written gradients cost.
 func goBackendLayout(g *Graph, dt dtypes.DType) bool {
-	return dt == dtypes.Float32 && g.Backend().Name() == gobackend.BackendName
+	return dt == dtypes.Float32 && g.Backend().String() == gobackend.BackendName // Name() is "Go Backend"
 }
 
 // attentionCore computes multi-head attention on qkv [3, B*H, T, hd] (q, k,

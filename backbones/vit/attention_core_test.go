@@ -5,12 +5,16 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/cpu"
 )
 
 // The layout-optimised float32 paths (attentionCore, linear, the primitive
@@ -124,4 +128,28 @@ func TestTrainingForwardMatchesInference(t *testing.T) {
 		}).MustCall(imgT)
 	}
 	assertClose(t, "tokens", flat(t, outs[1][0]), flat(t, outs[0][0]), 1e-4)
+}
+
+// TestGoBackendLayoutChoice: the hand-written-gradient layout is taken on
+// GoMLX's pure-Go backend only (float32), not on peco's cpu backend.
+func TestGoBackendLayoutChoice(t *testing.T) {
+	ours, err := cpu.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		backend compute.Backend
+		dtype   dtypes.DType
+		want    bool
+	}{
+		{gobackend.GetBackend(), dtypes.Float32, true},
+		{gobackend.GetBackend(), dtypes.BFloat16, false},
+		{ours, dtypes.Float32, false},
+	} {
+		g := NewGraph(c.backend, "layout")
+		if got := goBackendLayout(g, c.dtype); got != c.want {
+			t.Errorf("%s %s: goBackendLayout %v, want %v", c.backend, c.dtype, got, c.want)
+		}
+		g.Finalize()
+	}
 }
