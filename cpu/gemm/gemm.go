@@ -35,6 +35,14 @@ const (
 	// streamed from L3 one 16 KiB micro-panel at a time). Multiple of nr.
 	ncMax = 1024
 
+	// directAMaxPanels is the most micro-panels of B (columns of C / nr)
+	// for which multiplyBlock reads a row-major A in place.
+	directAMaxPanels = 8
+	// kcDirectMax bounds the depth of a k block when A is read in place:
+	// a micro-panel of A (kcDirectMax*mr floats = 18 KiB) stays in L1 while
+	// the (at most 8) micro-panels of B stream from L2.
+	kcDirectMax = 768
+
 	// minParallelWork is the number of multiply-adds (batch*m*n*k) below which
 	// MatMulFloat32 runs inline on the calling goroutine.
 	minParallelWork = 1 << 16
@@ -47,6 +55,9 @@ const (
 	// well inside L3).
 	sharedMaxB = 1 << 20
 )
+
+// directAEnabled may be cleared by tests to compare with packing A.
+var directAEnabled = true
 
 // workspace holds one goroutine's packing buffers. Workspaces are recycled
 // through wsPool so that the hot path does not allocate.
@@ -180,7 +191,7 @@ var sharedPool = sync.Pool{New: func() any { return new([]float32) }}
 // blocks of A. Dynamic row blocks keep both cores busy even when one of them
 // is shared with other work.
 func gemmShared(threads, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32) {
-	kcStep := min(roundUp(ceilDiv(k, ceilDiv(k, kcMax)), 4), kcMax)
+	kcStep := kcStepFor(k, useDirectA(transA, min(n, max(nr, sharedMaxB/k/nr*nr))))
 	kBlocks := ceilDiv(k, kcStep)
 	// Row blocks: at most mcMax rows, and at least 4 blocks per goroutine
 	// for load balance.
@@ -233,8 +244,7 @@ func gemmShared(threads, m, n, k int, a []float32, transA bool, b []float32, tra
 				mc := min(mcStep, m-ic)
 				for pc := 0; pc < k; pc += kcStep {
 					kc := min(kcStep, k-pc)
-					packA(ws.a, a, transA, m, k, ic, mc, pc, kc)
-					macroKernel(ws, ws.a, pb[pc*ncPad:], kc, mc, nc, c[ic*n+jc:], n, pc > 0)
+					multiplyBlock(ws, a, transA, m, k, ic, mc, pc, kc, pb[pc*ncPad:], nc, c[ic*n+jc:], n, pc > 0)
 				}
 			}
 			wsPool.Put(ws)
@@ -264,10 +274,7 @@ func gemmRange(ws *workspace, m, n, k int, a []float32, transA bool, b []float32
 // product of op(A)[:, p0:p1] by op(B)[p0:p1, :] into c (row stride n),
 // overwriting it. a, b and c hold exactly one batch entry.
 func gemmBlock(ws *workspace, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32, m0, m1, n0, n1, p0, p1 int) {
-	// Even k blocks (rounded up to a multiple of 4 for the unrolled kernel
-	// loop) avoid a thin last block.
-	kd := p1 - p0
-	kcStep := min(roundUp(ceilDiv(kd, ceilDiv(kd, kcMax)), 4), kcMax)
+	kcStep := kcStepFor(p1-p0, useDirectA(transA, n1-n0))
 	mcStep := min(roundUp(ceilDiv(m1-m0, ceilDiv(m1-m0, mcMax)), mr), mcMax)
 	for jc := n0; jc < n1; jc += ncMax {
 		nc := min(ncMax, n1-jc)
@@ -276,9 +283,69 @@ func gemmBlock(ws *workspace, m, n, k int, a []float32, transA bool, b []float32
 			packB(ws.b, b, transB, n, k, pc, kc, jc, nc)
 			for ic := m0; ic < m1; ic += mcStep {
 				mc := min(mcStep, m1-ic)
-				packA(ws.a, a, transA, m, k, ic, mc, pc, kc)
-				macroKernel(ws, ws.a, ws.b, kc, mc, nc, c[ic*n+jc:], n, pc > p0)
+				multiplyBlock(ws, a, transA, m, k, ic, mc, pc, kc, ws.b, nc, c[ic*n+jc:], n, pc > p0)
 			}
+		}
+	}
+}
+
+// kcStepFor returns the depth of the k blocks for a k range of kd: even
+// blocks (rounded up to a multiple of 4 for the unrolled kernel loop) avoid
+// a thin last block. They are at most kcMax deep, or kcDirectMax when A is
+// read in place (direct).
+func kcStepFor(kd int, direct bool) int {
+	limit := kcMax
+	if direct {
+		limit = kcDirectMax
+	}
+	return min(roundUp(ceilDiv(kd, ceilDiv(kd, limit)), 4), limit)
+}
+
+// useDirectA reports whether multiplyBlock reads A in place for blocks of
+// nc columns of C.
+func useDirectA(transA bool, nc int) bool {
+	return !transA && useAVX2 && directAEnabled && nc <= directAMaxPanels*nr
+}
+
+// multiplyBlock computes the mc x nc block of C at c (row stride ldc) from
+// rows [ic, ic+mc) and depths [pc, pc+kc) of op(A), and the packed kc x nc
+// block pb of B. With acc the product is added to C, otherwise C is
+// overwritten.
+//
+// The block of A is packed (into ws.a) unless it is row-major (not
+// transA), the assembly kernel is available and there are at most
+// directAMaxPanels micro-panels of B: then each micro-panel of A would be
+// used too few times for packing to pay, and the kernel reads A in place.
+func multiplyBlock(ws *workspace, a []float32, transA bool, m, k, ic, mc, pc, kc int, pb []float32, nc int, c []float32, ldc int, acc bool) {
+	if !useDirectA(transA, nc) {
+		packA(ws.a, a, transA, m, k, ic, mc, pc, kc)
+		macroKernel(ws, ws.a, pb, kc, mc, nc, c, ldc, acc)
+		return
+	}
+	// Each micro-panel of A (6 rows, kc deep) is loaded from memory by
+	// the first micro-panel of B and stays in L1 for the others.
+	for ir := 0; ir < mc; ir += mr {
+		rows := min(mr, mc-ir)
+		cr := c[ir*ldc:]
+		if rows < mr {
+			// The last partial micro-panel is packed (zero rows past m).
+			packA(ws.a, a, false, m, k, ic+ir, rows, pc, kc)
+			macroKernel(ws, ws.a, pb, kc, rows, nc, cr, ldc, acc)
+			continue
+		}
+		i0 := ic + ir
+		ap := a[i0*k+pc : (i0+mr-1)*k+pc+kc]
+		for jr := 0; jr < nc; jr += nr {
+			cols := min(nr, nc-jr)
+			bp := pb[jr*kc : jr*kc+kc*nr]
+			if cols == nr {
+				ct := cr[jr : jr+(mr-1)*ldc+nr]
+				kernel6x16AVX2A(kc, &ap[0], k, &bp[0], &ct[0], ldc, acc)
+				continue
+			}
+			tmp := ws.tmp[:]
+			kernel6x16AVX2A(kc, &ap[0], k, &bp[0], &tmp[0], nr, false)
+			storeTile(cr[jr:], ldc, tmp, mr, cols, acc)
 		}
 	}
 }
@@ -313,17 +380,23 @@ func macroKernel(ws *workspace, pa, pb []float32, kc, mc, nc int, c []float32, l
 			} else {
 				kernelGo(kc, ap, bp, tmp, nr, false)
 			}
-			for r := 0; r < rows; r++ {
-				dst := c[off+r*ldc : off+r*ldc+cols]
-				src := tmp[r*nr : r*nr+cols]
-				if acc {
-					for j, v := range src {
-						dst[j] += v
-					}
-				} else {
-					copy(dst, src)
-				}
+			storeTile(c[off:], ldc, tmp, rows, cols, acc)
+		}
+	}
+}
+
+// storeTile copies (acc == false) or adds (acc == true) the top-left rows x
+// cols values of the mr x nr tile tmp to c (row stride ldc).
+func storeTile(c []float32, ldc int, tmp []float32, rows, cols int, acc bool) {
+	for r := 0; r < rows; r++ {
+		dst := c[r*ldc : r*ldc+cols]
+		src := tmp[r*nr : r*nr+cols]
+		if acc {
+			for j, v := range src {
+				dst[j] += v
 			}
+		} else {
+			copy(dst, src)
 		}
 	}
 }

@@ -16,6 +16,13 @@ var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //go:noescape
 func kernel6x16AVX2(kc int, a, b, c *float32, ldc int, acc bool)
 
+// kernel6x16AVX2A is kernel6x16AVX2 with A read in place: row r of the
+// 6 x kc block of A is a[r*lda : r*lda+kc] (a row-major A, not packed).
+// Implemented in microkernel_amd64.s.
+//
+//go:noescape
+func kernel6x16AVX2A(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool)
+
 // packA6N packs rows src[r*lds : r*lds+kc] for r in [0, 6) into dst k-major:
 // dst[p*6+r] = src[r*lds+p]. Implemented in pack_amd64.s (SSE).
 //

@@ -10,6 +10,11 @@ func kernel6x16AVX2(kc int, a, b, c *float32, ldc int, acc bool) {
 	panic("gemm: assembly kernel not available on this architecture")
 }
 
+// kernel6x16AVX2A is never called off amd64 (useAVX2 is false).
+func kernel6x16AVX2A(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool) {
+	panic("gemm: assembly kernel not available on this architecture")
+}
+
 // packA6N is never called off amd64 (useAVX2 is false).
 func packA6N(kc int, src *float32, lds int, dst *float32) {
 	panic("gemm: assembly packing not available on this architecture")
