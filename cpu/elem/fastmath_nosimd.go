@@ -7,3 +7,9 @@ package elem
 func expVec(o, x []float32) int { return 0 }
 
 func erfVec(o, x []float32) int { return 0 }
+
+func logisticVec(o, x []float32) int { return 0 }
+
+func tanhVec(o, x []float32) int { return 0 }
+
+func logVec(o, x []float32) int { return 0 }

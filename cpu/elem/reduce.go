@@ -48,6 +48,8 @@ type reducer[T any] struct {
 	cols func(acc, x []T)
 	// pairwise selects pairwise accumulation over rows (float sums).
 	pairwise bool
+	// short, if set, reduces the short rows of x ([len(out), R]) into out.
+	short func(out, x []T, R int)
 }
 
 func genericReducer[T any](init T, f func(x, y T) T) reducer[T] {
@@ -187,6 +189,7 @@ func numReducer[T Number](op ReduceOp) (reducer[T], error) {
 		r := genericReducer(0, func(a, b T) T { return a + b })
 		r.row = sumRow[T]
 		r.cols = addCols[T]
+		r.short = sumShort[T]
 		r.pairwise = isFloat
 		return r, nil
 	case ReduceProduct:
@@ -195,11 +198,13 @@ func numReducer[T Number](op ReduceOp) (reducer[T], error) {
 		r := genericReducer(lowest[T](), func(a, b T) T { return max(a, b) })
 		r.row = maxRow[T]
 		r.cols = maxCols[T]
+		r.short = maxShort[T]
 		return r, nil
 	case ReduceMin:
 		r := genericReducer(highest[T](), func(a, b T) T { return min(a, b) })
 		r.row = minRow[T]
 		r.cols = minCols[T]
+		r.short = minShort[T]
 		return r, nil
 	}
 	if !isFloat {
@@ -293,13 +298,22 @@ func reduceWith[T any](name string, r reducer[T], out, in []T, inDims []int, axe
 		}
 		groups = append(groups, group{d, reduced[i]})
 	}
+	// Reduce one group at a time, each pass reading its source once
+	// sequentially: preferably a long group, and not a short trailing one
+	// (rows of a few elements) while others remain.
 	src := in
 	for {
-		j := -1
-		for i := len(groups) - 1; i >= 0; i-- {
-			if groups[i].reduced {
-				j = i
-				break
+		j, best := -1, -1
+		for i, g := range groups {
+			if !g.reduced {
+				continue
+			}
+			score := g.dim
+			if i == len(groups)-1 && g.dim < 32 {
+				score = 0
+			}
+			if score > best {
+				j, best = i, score
 			}
 		}
 		if j < 0 {
@@ -314,7 +328,7 @@ func reduceWith[T any](name string, r reducer[T], out, in []T, inDims []int, axe
 		}
 		R := groups[j].dim
 		dst := out
-		if slices.ContainsFunc(groups[:j], func(g group) bool { return g.reduced }) {
+		if len(out) != A*B {
 			dst = make([]T, A*B)
 		}
 		reduce3(r, dst, src, A, R, B)
@@ -355,6 +369,10 @@ func reduce3[T any](r reducer[T], out, in []T, A, R, B int) {
 			return
 		}
 		parallelFor(A, ParallelThreshold/R, 1, func(lo, hi int) {
+			if R < 16 && r.short != nil {
+				r.short(out[lo:hi], in[lo*R:hi*R], R)
+				return
+			}
 			for a := lo; a < hi; a++ {
 				out[a] = r.row(in[a*R : (a+1)*R])
 			}
@@ -504,5 +522,47 @@ func minCols[T Number](acc, x []T) {
 	x = x[:len(acc)]
 	for i := range acc {
 		acc[i] = min(acc[i], x[i])
+	}
+}
+
+func sumShort[T Number](out, x []T, R int) {
+	x = x[:len(out)*R]
+	if R == 2 {
+		for i := range out {
+			out[i] = x[2*i] + x[2*i+1]
+		}
+		return
+	}
+	for i := range out {
+		row := x[i*R : i*R+R]
+		s := row[0]
+		for _, v := range row[1:] {
+			s += v
+		}
+		out[i] = s
+	}
+}
+
+func maxShort[T Number](out, x []T, R int) {
+	x = x[:len(out)*R]
+	for i := range out {
+		row := x[i*R : i*R+R]
+		m := row[0]
+		for _, v := range row[1:] {
+			m = max(m, v)
+		}
+		out[i] = m
+	}
+}
+
+func minShort[T Number](out, x []T, R int) {
+	x = x[:len(out)*R]
+	for i := range out {
+		row := x[i*R : i*R+R]
+		m := row[0]
+		for _, v := range row[1:] {
+			m = min(m, v)
+		}
+		out[i] = m
 	}
 }

@@ -234,6 +234,8 @@ func erfF32(o, x []float32) {
 
 func tanhF32(o, x []float32) {
 	x = x[:len(o)]
+	done := tanhVec(o, x)
+	o, x = o[done:], x[done:]
 	for i := range o {
 		o[i] = tanh32(x[i])
 	}
@@ -241,6 +243,8 @@ func tanhF32(o, x []float32) {
 
 func logF32(o, x []float32) {
 	x = x[:len(o)]
+	done := logVec(o, x)
+	o, x = o[done:], x[done:]
 	for i := range o {
 		o[i] = log32(x[i])
 	}
@@ -248,6 +252,8 @@ func logF32(o, x []float32) {
 
 func logisticF32(o, x []float32) {
 	x = x[:len(o)]
+	done := logisticVec(o, x)
+	o, x = o[done:], x[done:]
 	for i := range o {
 		o[i] = logistic32(x[i])
 	}
