@@ -2,7 +2,10 @@
 
 package elem
 
-import "simd/archsimd"
+import (
+	"math"
+	"simd/archsimd"
+)
 
 // Float32 Add, Sub, Mul and Div eight lanes at a time (AVX), used by the
 // element-wise kernels and the backend's fused loops in simd builds.
@@ -148,5 +151,94 @@ func divSVf32(o []float32, s float32, b []float32) {
 	}
 	for ; i < n; i++ {
 		o[i] = s / b[i]
+	}
+}
+
+// simdAddColsF32 returns a vectorised float32 column accumulation
+// (acc[i] += x[i]) for reductions, or nil.
+func simdAddColsF32() func(acc, x []float32) {
+	if !archsimd.X86.AVX() {
+		return nil
+	}
+	return func(acc, x []float32) { addVVf32(acc, acc, x) }
+}
+
+// simdMaxMinF32 returns vectorised float32 row and column kernels of Max
+// (isMax) or Min for reductions (NaN propagating), or nils.
+func simdMaxMinF32(isMax bool) (row func(x []float32) float32, cols func(acc, x []float32)) {
+	if !archsimd.X86.AVX() {
+		return nil, nil
+	}
+	if isMax {
+		return maxRowF32, maxColsF32
+	}
+	return minRowF32, minColsF32
+}
+
+func maxRowF32(x []float32) float32 {
+	n := len(x) &^ 7
+	if n == 0 {
+		return maxRow(x)
+	}
+	m := archsimd.LoadFloat32x8Slice(x)
+	nan := m.IsNaN()
+	for i := 8; i < n; i += 8 {
+		v := archsimd.LoadFloat32x8Slice(x[i:])
+		m = m.Max(v)
+		nan = nan.Or(v.IsNaN())
+	}
+	var lanes [8]float32
+	m.Store(&lanes)
+	if nan.ToBits() != 0 {
+		return float32(math.NaN())
+	}
+	return max(maxRow(lanes[:]), maxRow(x[n:]))
+}
+
+func maxColsF32(acc, x []float32) {
+	n := len(acc)
+	x = x[:n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		a, v := archsimd.LoadFloat32x8Slice(acc[i:]), archsimd.LoadFloat32x8Slice(x[i:])
+		// a+v is NaN where either is NaN.
+		a.Add(v).Merge(a.Max(v), a.IsNaN().Or(v.IsNaN())).StoreSlice(acc[i:])
+	}
+	for ; i < n; i++ {
+		acc[i] = max(acc[i], x[i])
+	}
+}
+
+func minRowF32(x []float32) float32 {
+	n := len(x) &^ 7
+	if n == 0 {
+		return minRow(x)
+	}
+	m := archsimd.LoadFloat32x8Slice(x)
+	nan := m.IsNaN()
+	for i := 8; i < n; i += 8 {
+		v := archsimd.LoadFloat32x8Slice(x[i:])
+		m = m.Min(v)
+		nan = nan.Or(v.IsNaN())
+	}
+	var lanes [8]float32
+	m.Store(&lanes)
+	if nan.ToBits() != 0 {
+		return float32(math.NaN())
+	}
+	return min(minRow(lanes[:]), minRow(x[n:]))
+}
+
+func minColsF32(acc, x []float32) {
+	n := len(acc)
+	x = x[:n]
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		a, v := archsimd.LoadFloat32x8Slice(acc[i:]), archsimd.LoadFloat32x8Slice(x[i:])
+		// a+v is NaN where either is NaN.
+		a.Add(v).Merge(a.Min(v), a.IsNaN().Or(v.IsNaN())).StoreSlice(acc[i:])
+	}
+	for ; i < n; i++ {
+		acc[i] = min(acc[i], x[i])
 	}
 }

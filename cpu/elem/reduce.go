@@ -190,6 +190,11 @@ func numReducer[T Number](op ReduceOp) (reducer[T], error) {
 		r.row = sumRow[T]
 		r.cols = addCols[T]
 		r.short = sumShort[T]
+		if f, ok := any(&r).(*reducer[float32]); ok {
+			if c := simdAddColsF32(); c != nil {
+				f.cols = c
+			}
+		}
 		r.pairwise = isFloat
 		return r, nil
 	case ReduceProduct:
@@ -199,12 +204,22 @@ func numReducer[T Number](op ReduceOp) (reducer[T], error) {
 		r.row = maxRow[T]
 		r.cols = maxCols[T]
 		r.short = maxShort[T]
+		if f, ok := any(&r).(*reducer[float32]); ok {
+			if row, cols := simdMaxMinF32(true); row != nil {
+				f.row, f.cols = row, cols
+			}
+		}
 		return r, nil
 	case ReduceMin:
 		r := genericReducer(highest[T](), func(a, b T) T { return min(a, b) })
 		r.row = minRow[T]
 		r.cols = minCols[T]
 		r.short = minShort[T]
+		if f, ok := any(&r).(*reducer[float32]); ok {
+			if row, cols := simdMaxMinF32(false); row != nil {
+				f.row, f.cols = row, cols
+			}
+		}
 		return r, nil
 	}
 	if !isFloat {
