@@ -137,7 +137,10 @@ func TestMatMulFloat32Large(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
 	shapes := []shape{{1, 150, 1100, 530}, {1, 200, 192, 2080}, {2, 7, 2100, 65}, {1, 30, 1100, 2100}, {3, 97, 131, 1500},
-		{1, 10, 260, 17000}, {1, 200, 40, 4200}} // split k, also over columns and rows
+		{1, 10, 260, 17000}, {1, 200, 40, 4200}, // split k, also over columns and rows
+		{1, 5, 20, 65536},                       // huge k
+		{1, 100, 70, 1700}, {1, 300, 100, 1000}, // A read in place (several k blocks; shared B)
+	}
 	for _, procs := range []int{2, 3} {
 		t.Run(fmt.Sprintf("procs=%d", procs), func(t *testing.T) {
 			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))

@@ -47,6 +47,9 @@ var splitPool = sync.Pool{New: func() any { return new([]float32) }}
 // element of C is thus summed in an order that depends on the shape only:
 // the result is deterministic and independent of threads.
 func gemmSplitK(threads, m, n, k int, a []float32, transA bool, b []float32, transB bool, c []float32) {
+	if m*n*k < minParallelWork {
+		threads = 1
+	}
 	slices := min(splitKMaxSlices, k/splitKMinSlice)
 	// Further split C into blocks of at least 8 micro-panels of columns,
 	// then 16 of rows, to get about 4 tasks per goroutine.
