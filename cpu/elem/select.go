@@ -1,6 +1,9 @@
 package elem
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+)
 
 // stride01 returns 1 if the operand is contiguous over a segment, 0 if it is
 // a broadcast value.
@@ -89,6 +92,10 @@ func WhereOf[T any](out []T, outDims []int, cond []bool, condDims []int, onTrue 
 				}
 			}
 		case ts == 1 && fs == 1:
+			if d, ok := any(dst).([]float32); ok {
+				selectF32(d, c[:n], any(t[:n]).([]float32), any(f[:n]).([]float32))
+				return
+			}
 			c, t, f = c[:n], t[:n], f[:n]
 			for i := range dst {
 				if c[i] {
@@ -98,6 +105,10 @@ func WhereOf[T any](out []T, outDims []int, cond []bool, condDims []int, onTrue 
 				}
 			}
 		default:
+			if d, ok := any(dst).([]float32); ok {
+				selectF32Strided(d, c[:n], any(t).([]float32), ts, any(f).([]float32), fs)
+				return
+			}
 			for i := range dst {
 				if c[i] {
 					dst[i] = t[i*ts]
@@ -214,6 +225,10 @@ func whereBlock[T any](dst []T, cv []bool, c bool, tv []T, t T, fv []T, f T) {
 			dst[i] = v
 		}
 	case tv != nil && fv != nil:
+		if d, ok := any(dst).([]float32); ok {
+			selectF32(d, cv, any(tv).([]float32), any(fv).([]float32))
+			return
+		}
 		cv, tv, fv = cv[:n], tv[:n], fv[:n]
 		for i := range dst {
 			if cv[i] {
@@ -249,5 +264,32 @@ func whereBlock[T any](dst []T, cv []bool, c bool, tv []T, t T, fv []T, f T) {
 				dst[i] = f
 			}
 		}
+	}
+}
+
+// selectF32 sets dst[i] = t[i] if c[i] else f[i] without branches (random
+// conditions would mispredict).
+func selectF32(dst []float32, c []bool, t, f []float32) {
+	c, t, f = c[:len(dst)], t[:len(dst)], f[:len(dst)]
+	for i := range dst {
+		var m uint32
+		if c[i] {
+			m = 1
+		}
+		m = -m
+		dst[i] = math.Float32frombits(math.Float32bits(t[i])&m | math.Float32bits(f[i])&^m)
+	}
+}
+
+// selectF32Strided is selectF32 with t and f stepping by ts and fs (0 or 1).
+func selectF32Strided(dst []float32, c []bool, t []float32, ts int, f []float32, fs int) {
+	c = c[:len(dst)]
+	for i := range dst {
+		var m uint32
+		if c[i] {
+			m = 1
+		}
+		m = -m
+		dst[i] = math.Float32frombits(math.Float32bits(t[i*ts])&m | math.Float32bits(f[i*fs])&^m)
 	}
 }
