@@ -37,10 +37,10 @@ const (
 
 	// directAMaxPanels is the most micro-panels of B (columns of C / nr)
 	// for which multiplyBlock reads a row-major A in place.
-	directAMaxPanels = 8
+	directAMaxPanels = 16
 	// kcDirectMax bounds the depth of a k block when A is read in place:
 	// a micro-panel of A (kcDirectMax*mr floats = 18 KiB) stays in L1 while
-	// the (at most 8) micro-panels of B stream from L2.
+	// the (at most 16) micro-panels of B stream from L2 or L3.
 	kcDirectMax = 768
 
 	// minParallelWork is the number of multiply-adds (batch*m*n*k) below which
