@@ -8,6 +8,10 @@
 // packed block of A in L2, and a register-blocked 6x16 microkernel computes
 // each tile of C. On amd64 with AVX2 and FMA the microkernel is written in
 // assembly; elsewhere a pure-Go kernel over the same packed layout is used.
+// When C has few columns (at most directAMaxPanels micro-panels) a row-major
+// A is not packed: an assembly kernel variant reads it in place. Deep
+// products with a small C (im2col weight gradients) split k among the
+// goroutines (gemmSplitK).
 //
 // MatMul is a simple generic version for every other numeric dtype.
 package gemm
@@ -81,7 +85,8 @@ var wsPool = sync.Pool{New: func() any {
 //
 // Problems smaller than about 64K multiply-adds run on the calling goroutine.
 // Larger ones are split into independent tasks (batch entries, and row or
-// column ranges of C when the batch is small), executed by at most
+// column ranges of C when the batch is small, or k ranges whose partial
+// products are summed when k is large and C small), executed by at most
 // GOMAXPROCS goroutines including the caller. If k == 0, C is zeroed. It
 // panics if a dimension is negative or a slice is too short. No alignment is
 // required.
