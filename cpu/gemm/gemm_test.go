@@ -109,10 +109,16 @@ func testMatMulFloat32(t *testing.T) {
 }
 
 func TestMatMulFloat32(t *testing.T) {
-	for _, kernel := range []string{"asm", "go"} {
+	for _, kernel := range []string{"asm", "asm-packed", "go"} {
 		t.Run(kernel, func(t *testing.T) {
-			if kernel == "asm" && !useAVX2 {
+			if kernel != "go" && !useAVX2 {
 				t.Skip("AVX2+FMA microkernel not available")
+			}
+			if kernel == "asm-packed" {
+				// Always pack A and never split k.
+				savedA, savedK := directAEnabled, splitKEnabled
+				directAEnabled, splitKEnabled = false, false
+				defer func() { directAEnabled, splitKEnabled = savedA, savedK }()
 			}
 			if kernel == "go" {
 				saved := useAVX2
