@@ -26,7 +26,7 @@ func init() {
 		compute.OpTypeReshape, compute.OpTypeBitcast, compute.OpTypeTranspose, compute.OpTypeBroadcastInDim,
 		compute.OpTypeSlice, compute.OpTypeConcatenate, compute.OpTypePad, compute.OpTypeReverse, compute.OpTypeIota,
 		compute.OpTypeGather, compute.OpTypeScatterSum, compute.OpTypeScatterMax, compute.OpTypeScatterMin,
-		compute.OpTypeDynamicSlice, compute.OpTypeDynamicUpdateSlice, compute.OpTypeDotGeneral, compute.OpTypeRNGBitGenerator,
+		compute.OpTypeDynamicSlice, compute.OpTypeDynamicUpdateSlice, compute.OpTypeDotGeneral, compute.OpTypeRNGBitGenerator, compute.OpTypeConvGeneral,
 	} {
 		implemented[op] = true
 	}
