@@ -1,6 +1,7 @@
 // Package conv holds the convolutional building blocks of the visual
 // tokenizers: convolutions written as im2col + one matmul (the pure-Go
-// backend's Convolve is about 100x slower than its matmul), GroupNorm, swish,
+// backend's Convolve is about 100x slower than its matmul; on peco's cpu
+// backend they are one ConvGeneral, see NativeConv), GroupNorm, swish,
 // VQGAN-style residual and single-head attention blocks, and the encoder and
 // decoder built from them. Tensors are NHWC.
 package conv
@@ -64,7 +65,43 @@ func Conv2D(scope *model.Scope, x *Node, cout, k, stride, pad int) *Node {
 		VariableWithShape("weight", shapes.Make(dtypes.Float32, fanIn, cout)).NodeValue(g)
 	b := scope.WithInitializer(initializer.Zero).
 		VariableWithShape("bias", shapes.Make(dtypes.Float32, cout)).NodeValue(g)
-	return Add(Im2ColConv(x, w, k, stride, pad), ExpandLeftToRank(b, 4))
+	return Add(ConvWithWeight(x, w, k, stride, pad), ExpandLeftToRank(b, 4))
+}
+
+// NativeConv reports whether convolutions on g's backend are emitted as
+// GoMLX's Convolve (one ConvGeneral op) rather than im2col: only on peco's
+// cpu backend, whose ConvGeneral is a blocked implicit im2col over the
+// packed matmul. Other backends (the pure-Go one's Convolve is about 100x
+// slower than its matmul) keep the explicit im2col.
+func NativeConv(g *Graph) bool {
+	b := g.Backend()
+	return !forceIm2Col && b != nil && b.String() == "cpu"
+}
+
+// forceIm2Col turns NativeConv off (tests compare both forms).
+var forceIm2Col bool
+
+// ConvWithWeight is Im2ColConv (same arguments, weight layout and result),
+// emitted as one ConvGeneral op where NativeConv says so. A 1x1 stride-1
+// convolution stays a plain matmul, and an even k stays im2col: GoMLX
+// v0.28.2's gradient of Convolve with respect to the input is wrong for even
+// kernel sizes (on every backend).
+func ConvWithWeight(x, weight *Node, k, stride, pad int) *Node {
+	if !NativeConv(x.Graph()) || k%2 == 0 || (k == 1 && stride == 1 && pad == 0) {
+		return Im2ColConv(x, weight, k, stride, pad)
+	}
+	return DirectConv(x, weight, k, stride, pad)
+}
+
+// DirectConv is Im2ColConv as GoMLX's Convolve: the weight [k*k*Cin, Cout]
+// is reshaped to the HWIO kernel [k, k, Cin, Cout] (the same row order).
+func DirectConv(x, weight *Node, k, stride, pad int) *Node {
+	cin := x.Shape().Dim(-1)
+	if weight.Shape().Dim(0) != k*k*cin {
+		panic(fmt.Sprintf("conv: weight %s does not match k=%d, cin=%d", weight.Shape(), k, cin))
+	}
+	kernel := Reshape(weight, k, k, cin, weight.Shape().Dim(1))
+	return Convolve(x, kernel).Strides(stride).PaddingPerDim([][2]int{{pad, pad}, {pad, pad}}).Done()
 }
 
 // Im2ColConv convolves x [B, H, W, Cin] with weight [k*k*Cin, Cout] (rows in

@@ -12,7 +12,8 @@ import (
 // slower than its matmul): a k x k convolution is im2col (k*k strided
 // slices concatenated on the channel axis) plus one DotGeneral, a 1x1
 // convolution is a plain DotGeneral, and a depthwise convolution is a sum of
-// k*k strided slices, each times its per-channel weights.
+// k*k strided slices, each times its per-channel weights. On peco's cpu
+// backend (conv.NativeConv) a k x k convolution is one ConvGeneral instead.
 
 // Padding returns the output size and the padding before and after of one
 // spatial axis, as TFLite computes them: with tflite.Same, out = ceil(in /
@@ -81,6 +82,15 @@ func Conv2D(x, kernel *Node, p Conv2DParams) *Node {
 	p = p.norm()
 	if kh == 1 && kw == 1 && p.StrideH == 1 && p.StrideW == 1 {
 		return DotGeneral(x, []int{3}, nil, Reshape(kernel, cin, cout), []int{0}, nil)
+	}
+	if conv.NativeConv(x.Graph()) && kh%2 == 1 && kw%2 == 1 && (p.StrideH*p.StrideW == 1 || p.DilationH*p.DilationW == 1) {
+		// One ConvGeneral on peco's cpu backend (odd kernels only: GoMLX's
+		// input gradient is wrong for even ones; Convolve refuses strides
+		// with dilations).
+		_, pt, pb := Padding(p.Padding, x.Shape().Dim(1), kh, p.StrideH, p.DilationH)
+		_, pl, pr := Padding(p.Padding, x.Shape().Dim(2), kw, p.StrideW, p.DilationW)
+		return Convolve(x, kernel).StridePerAxis(p.StrideH, p.StrideW).DilationPerAxis(p.DilationH, p.DilationW).
+			PaddingPerDim([][2]int{{pt, pb}, {pl, pr}}).Done()
 	}
 	cols, _, _ := taps(x, kh, kw, p)
 	patches := cols[0]
