@@ -54,8 +54,8 @@ type Params struct {
 // Block sizes: a scratch block of patches holds about patchBudget floats
 // (1 MiB), with at least minBlockRows rows when the kernel depth allows.
 const (
-	patchBudget  = 1 << 18
-	minBlockRows = 128
+	patchBudget  = 1 << 20
+	minBlockRows = 256
 	// minParallelBuild is the number of floats of a block above which its
 	// patches are gathered by several goroutines.
 	minParallelBuild = 1 << 15
