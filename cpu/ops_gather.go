@@ -5,26 +5,12 @@ import (
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/shapeinference"
-	"github.com/gomlx/compute/shapes"
 
 	"github.com/peco-dev/peco/cpu/layout"
 )
 
 // This file wires Gather, the Scatter ops and the dynamic slices to
 // cpu/layout. Indices may be int32 or int64 (what GoMLX emits).
-
-func gatherT[I int32 | int64](out, operand any, od []int, idx []I, idd []int, iva int, offs, coll, sim, sizes []int) error {
-	switch o := words(out).(type) {
-	case []uint8:
-		return layout.Gather(o, words(operand).([]uint8), od, idx, idd, iva, offs, coll, sim, sizes)
-	case []uint16:
-		return layout.Gather(o, words(operand).([]uint16), od, idx, idd, iva, offs, coll, sim, sizes)
-	case []uint32:
-		return layout.Gather(o, words(operand).([]uint32), od, idx, idd, iva, offs, coll, sim, sizes)
-	default:
-		return layout.Gather(o.([]uint64), words(operand).([]uint64), od, idx, idd, iva, offs, coll, sim, sizes)
-	}
-}
 
 // Gather is XLA's gather (see compute.StandardOps.Gather).
 func (f *Function) Gather(operand, startIndices compute.Value, indexVectorAxis int,
@@ -41,14 +27,9 @@ func (f *Function) Gather(operand, startIndices compute.Value, indexVectorAxis i
 	od, idd := dimsOf(ns[0].shape), dimsOf(ns[1].shape)
 	offs, coll := append([]int(nil), offsetOutputAxes...), append([]int(nil), collapsedSliceAxes...)
 	sim, sizes := append([]int(nil), startIndexMap...), append([]int(nil), sliceSizes...)
+	mv := moverFor(shape.DType)
 	return f.add(compute.OpTypeGather, shape, ns, func(out any, ins []any) error {
-		switch idx := ins[1].(type) {
-		case []int32:
-			return gatherT(out, ins[0], od, idx, idd, indexVectorAxis, offs, coll, sim, sizes)
-		case []int64:
-			return gatherT(out, ins[0], od, idx, idd, indexVectorAxis, offs, coll, sim, sizes)
-		}
-		return fmt.Errorf("Gather: indices of type %T are not supported (int32, int64)", ins[1])
+		return mv.gather(out, ins[0], od, ins[1], idd, indexVectorAxis, offs, coll, sim, sizes)
 	})
 }
 
@@ -176,22 +157,13 @@ func (f *Function) DynamicSlice(operand compute.Value, startIndices []compute.Va
 	if err != nil {
 		return nil, err
 	}
-	ind, sd := dimsOf(n.shape), append([]int(nil), sliceDims...)
+	ind, sd, mv := dimsOf(n.shape), append([]int(nil), sliceDims...), moverFor(shape.DType)
 	return f.add(compute.OpTypeDynamicSlice, shape, append([]*node{n}, starts...), func(out any, ins []any) error {
 		st, err := scalarInts(ins[1:])
 		if err != nil {
 			return err
 		}
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.DynamicSlice(o, words(ins[0]).([]uint8), ind, st, sd)
-		case []uint16:
-			return layout.DynamicSlice(o, words(ins[0]).([]uint16), ind, st, sd)
-		case []uint32:
-			return layout.DynamicSlice(o, words(ins[0]).([]uint32), ind, st, sd)
-		default:
-			return layout.DynamicSlice(o.([]uint64), words(ins[0]).([]uint64), ind, st, sd)
-		}
+		return mv.dynamicSlice(out, ins[0], ind, st, sd)
 	})
 }
 
@@ -209,24 +181,13 @@ func (f *Function) DynamicUpdateSlice(operand, update compute.Value, startIndice
 	if err != nil {
 		return nil, err
 	}
-	od, ud := dimsOf(shape), dimsOf(ns[1].shape)
+	od, ud, mv := dimsOf(shape), dimsOf(ns[1].shape), moverFor(shape.DType)
 	return f.add(compute.OpTypeDynamicUpdateSlice, shape, append(ns, starts...), func(out any, ins []any) error {
 		st, err := scalarInts(ins[2:])
 		if err != nil {
 			return err
 		}
-		copyWords(words(out), words(ins[0]))
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.DynamicUpdateSlice(o, od, words(ins[1]).([]uint8), ud, st)
-		case []uint16:
-			return layout.DynamicUpdateSlice(o, od, words(ins[1]).([]uint16), ud, st)
-		case []uint32:
-			return layout.DynamicUpdateSlice(o, od, words(ins[1]).([]uint32), ud, st)
-		default:
-			return layout.DynamicUpdateSlice(o.([]uint64), od, words(ins[1]).([]uint64), ud, st)
-		}
+		mv.copy(out, ins[0])
+		return mv.dynamicUpdateSlice(out, od, ins[1], ud, st)
 	})
 }
-
-var _ = shapes.Make

@@ -2,8 +2,6 @@ package cpu
 
 import (
 	"fmt"
-	"reflect"
-	"unsafe"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -16,27 +14,6 @@ import (
 // This file wires the data-movement ops to cpu/layout. Those kernels only
 // move elements, so they run on the storage seen as unsigned words of the
 // element's size (bool and int8 as uint8, float32 as uint32, ...).
-
-// words returns flat's storage as a []uint8, []uint16, []uint32 or []uint64.
-func words(flat any) any {
-	v := reflect.ValueOf(flat)
-	n := v.Len()
-	var p unsafe.Pointer
-	if n > 0 {
-		p = v.UnsafePointer()
-	}
-	switch v.Type().Elem().Size() {
-	case 1:
-		return unsafe.Slice((*uint8)(p), n)
-	case 2:
-		return unsafe.Slice((*uint16)(p), n)
-	case 4:
-		return unsafe.Slice((*uint32)(p), n)
-	case 8:
-		return unsafe.Slice((*uint64)(p), n)
-	}
-	panic(fmt.Sprintf("cpu backend: no word type for %T", flat))
-}
 
 // Reshape changes x's dimensions; the storage is shared.
 func (f *Function) Reshape(x compute.Value, dims ...int) (compute.Value, error) {
@@ -64,23 +41,11 @@ func (f *Function) Bitcast(x compute.Value, targetDType dtypes.DType) (compute.V
 	if shape.Size() != n.shape.Size() {
 		return nil, fmt.Errorf("cpu backend: Bitcast between dtypes of different sizes (%s -> %s): %w", n.shape.DType, targetDType, compute.ErrNotImplemented)
 	}
+	mv := moverFor(shape.DType)
 	return f.add(compute.OpTypeBitcast, shape, []*node{n}, func(out any, ins []any) error {
-		return copyWords(words(out), words(ins[0]))
+		mv.copy(out, ins[0])
+		return nil
 	})
-}
-
-func copyWords(dst, src any) error {
-	switch d := dst.(type) {
-	case []uint8:
-		copy(d, src.([]uint8))
-	case []uint16:
-		copy(d, src.([]uint16))
-	case []uint32:
-		copy(d, src.([]uint32))
-	case []uint64:
-		copy(d, src.([]uint64))
-	}
-	return nil
 }
 
 // Transpose permutes x's axes: output axis i is input axis permutation[i].
@@ -104,18 +69,9 @@ func (f *Function) transpose(n *node, permutation []int) (*node, error) {
 	if identity {
 		return f.aliasOf(compute.OpTypeTranspose, n, shape)
 	}
-	ind, perm := dimsOf(n.shape), append([]int(nil), permutation...)
+	ind, perm, mv := dimsOf(n.shape), append([]int(nil), permutation...), moverFor(shape.DType)
 	return f.add(compute.OpTypeTranspose, shape, []*node{n}, func(out any, ins []any) error {
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.Transpose(o, words(ins[0]).([]uint8), ind, perm)
-		case []uint16:
-			return layout.Transpose(o, words(ins[0]).([]uint16), ind, perm)
-		case []uint32:
-			return layout.Transpose(o, words(ins[0]).([]uint32), ind, perm)
-		default:
-			return layout.Transpose(o.([]uint64), words(ins[0]).([]uint64), ind, perm)
-		}
+		return mv.transpose(out, ins[0], ind, perm)
 	})
 }
 
@@ -132,18 +88,9 @@ func (f *Function) BroadcastInDim(x compute.Value, shape shapes.Shape, broadcast
 	if shape.Size() == n.shape.Size() && isIncreasing(broadcastAxes) {
 		return f.aliasOf(compute.OpTypeBroadcastInDim, n, shape)
 	}
-	od, ind, axes := dimsOf(shape), dimsOf(n.shape), append([]int(nil), broadcastAxes...)
+	od, ind, axes, mv := dimsOf(shape), dimsOf(n.shape), append([]int(nil), broadcastAxes...), moverFor(shape.DType)
 	return f.add(compute.OpTypeBroadcastInDim, shape, []*node{n}, func(out any, ins []any) error {
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.BroadcastInDim(o, od, words(ins[0]).([]uint8), ind, axes)
-		case []uint16:
-			return layout.BroadcastInDim(o, od, words(ins[0]).([]uint16), ind, axes)
-		case []uint32:
-			return layout.BroadcastInDim(o, od, words(ins[0]).([]uint32), ind, axes)
-		default:
-			return layout.BroadcastInDim(o.([]uint64), od, words(ins[0]).([]uint64), ind, axes)
-		}
+		return mv.broadcastInDim(out, od, ins[0], ind, axes)
 	})
 }
 
@@ -172,19 +119,10 @@ func (f *Function) Slice(x compute.Value, starts, limits, strides []int) (comput
 			strides[i] = 1
 		}
 	}
-	ind := dimsOf(n.shape)
+	ind, mv := dimsOf(n.shape), moverFor(shape.DType)
 	st, li, sr := append([]int(nil), starts...), append([]int(nil), limits...), append([]int(nil), strides...)
 	return f.add(compute.OpTypeSlice, shape, []*node{n}, func(out any, ins []any) error {
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.Slice(o, words(ins[0]).([]uint8), ind, st, li, sr)
-		case []uint16:
-			return layout.Slice(o, words(ins[0]).([]uint16), ind, st, li, sr)
-		case []uint32:
-			return layout.Slice(o, words(ins[0]).([]uint32), ind, st, li, sr)
-		default:
-			return layout.Slice(o.([]uint64), words(ins[0]).([]uint64), ind, st, li, sr)
-		}
+		return mv.slice(out, ins[0], ind, st, li, sr)
 	})
 }
 
@@ -203,26 +141,10 @@ func (f *Function) Concatenate(axis int, operands ...compute.Value) (compute.Val
 	if err != nil {
 		return nil, err
 	}
+	mv := moverFor(shape.DType)
 	return f.add(compute.OpTypeConcatenate, shape, ns, func(out any, ins []any) error {
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.Concatenate(o, wordsAll[uint8](ins), inDims, axis)
-		case []uint16:
-			return layout.Concatenate(o, wordsAll[uint16](ins), inDims, axis)
-		case []uint32:
-			return layout.Concatenate(o, wordsAll[uint32](ins), inDims, axis)
-		default:
-			return layout.Concatenate(o.([]uint64), wordsAll[uint64](ins), inDims, axis)
-		}
+		return mv.concatenate(out, ins, inDims, axis)
 	})
-}
-
-func wordsAll[W uint8 | uint16 | uint32 | uint64](ins []any) [][]W {
-	out := make([][]W, len(ins))
-	for i, x := range ins {
-		out[i] = words(x).([]W)
-	}
-	return out
 }
 
 // Pad pads x with fillValue (a scalar): Start/End elements before/after
@@ -239,18 +161,9 @@ func (f *Function) Pad(x, fillValue compute.Value, axesConfig ...compute.PadAxis
 	if !ns[1].shape.IsScalar() || ns[1].shape.DType != shape.DType {
 		return nil, fmt.Errorf("cpu backend: Pad: fill value must be a %s scalar, got %s", shape.DType, ns[1].shape)
 	}
-	ind, cfg := dimsOf(ns[0].shape), append([]compute.PadAxis(nil), axesConfig...)
+	ind, cfg, mv := dimsOf(ns[0].shape), append([]compute.PadAxis(nil), axesConfig...), moverFor(shape.DType)
 	return f.add(compute.OpTypePad, shape, ns, func(out any, ins []any) error {
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.Pad(o, words(ins[0]).([]uint8), ind, words(ins[1]).([]uint8)[0], cfg)
-		case []uint16:
-			return layout.Pad(o, words(ins[0]).([]uint16), ind, words(ins[1]).([]uint16)[0], cfg)
-		case []uint32:
-			return layout.Pad(o, words(ins[0]).([]uint32), ind, words(ins[1]).([]uint32)[0], cfg)
-		default:
-			return layout.Pad(o.([]uint64), words(ins[0]).([]uint64), ind, words(ins[1]).([]uint64)[0], cfg)
-		}
+		return mv.pad(out, ins[0], ind, ins[1], cfg)
 	})
 }
 
@@ -265,18 +178,9 @@ func (f *Function) Reverse(x compute.Value, axes ...int) (compute.Value, error) 
 			return nil, fmt.Errorf("cpu backend: Reverse: axis %d out of range for %s", a, n.shape)
 		}
 	}
-	ind, ax := dimsOf(n.shape), append([]int(nil), axes...)
+	ind, ax, mv := dimsOf(n.shape), append([]int(nil), axes...), moverFor(n.shape.DType)
 	return f.add(compute.OpTypeReverse, n.shape, []*node{n}, func(out any, ins []any) error {
-		switch o := words(out).(type) {
-		case []uint8:
-			return layout.Reverse(o, words(ins[0]).([]uint8), ind, ax)
-		case []uint16:
-			return layout.Reverse(o, words(ins[0]).([]uint16), ind, ax)
-		case []uint32:
-			return layout.Reverse(o, words(ins[0]).([]uint32), ind, ax)
-		default:
-			return layout.Reverse(o.([]uint64), words(ins[0]).([]uint64), ind, ax)
-		}
+		return mv.reverse(out, ins[0], ind, ax)
 	})
 }
 
