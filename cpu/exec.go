@@ -196,6 +196,10 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 			remaining[r]--
 			if remaining[r] == 0 && freeable(r) {
 				e.put(r.shape.DType, values[r])
+				if r.op == compute.OpTypeParameter { // a donated input: its storage is the pool's now
+					b := in[r.paramIndex]
+					b.finalized, b.flat = true, nil
+				}
 			}
 		}
 	}
