@@ -6,6 +6,7 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 	"github.com/gomlx/compute/shapeinference"
+	"github.com/gomlx/compute/shapes"
 
 	"github.com/peco-dev/peco/cpu/conv"
 )
@@ -35,6 +36,9 @@ func (f *Function) ConvGeneral(input, kernel compute.Value, axes compute.Convolv
 	}
 	rank := in.shape.Rank()
 	n := rank - 2
+	if kernelGradLayout(axes, rank, channelGroupCount, batchGroupCount) {
+		return f.convKernelGrad(in, k, shape, axes, strides, paddings, inputDilations, kernelDilations)
+	}
 
 	inPerm := append(append([]int{axes.InputBatch}, axes.InputSpatial...), axes.InputChannels)
 	kPerm := append(append([]int(nil), axes.KernelSpatial...), axes.KernelInputChannels, axes.KernelOutputChannels)
@@ -88,6 +92,85 @@ func (f *Function) ConvGeneral(input, kernel compute.Value, axes compute.Convolv
 		outPerm[a] = 1 + d
 	}
 	outPerm[axes.OutputChannels] = rank - 1
+	if isIdentityPerm(outPerm) {
+		return out, nil
+	}
+	return f.transpose(out, outPerm)
+}
+
+// kernelGradLayout reports whether a convolution has the form GoMLX gives
+// the gradient of a channels-last convolution with respect to its kernel,
+// with operands stored so that convKernelGrad needs no transposition: the
+// input [input channels, spatial..., input batch] and the kernel [kernel
+// input channels, spatial..., kernel output channels], with one group.
+func kernelGradLayout(axes compute.ConvolveAxesConfig, rank, channelGroupCount, batchGroupCount int) bool {
+	if channelGroupCount != 1 || batchGroupCount != 1 ||
+		axes.InputChannels != 0 || axes.InputBatch != rank-1 ||
+		axes.KernelInputChannels != 0 || axes.KernelOutputChannels != rank-1 {
+		return false
+	}
+	for d := range rank - 2 {
+		if axes.InputSpatial[d] != 1+d || axes.KernelSpatial[d] != 1+d {
+			return false
+		}
+	}
+	return true
+}
+
+// convKernelGrad computes a convolution of kernelGradLayout's form. Seen
+// the other way round it is the gradient of a convolution with respect to
+// its kernel: the input is the forward input x [N, spatial..., C] (N, the
+// summed "channels" here, is its batch and C, the "batch" here, its
+// channels), the kernel is the forward output's gradient dy [N, out
+// spatial..., Co], the output spatial axes are the forward kernel's taps,
+// the strides are the forward kernel dilations and the kernel dilations
+// the forward strides. conv.KernelGradFloat32 computes it from x and dy as
+// stored, into [taps..., C, Co], which is transposed to the requested output
+// layout if needed.
+func (f *Function) convKernelGrad(in, k *node, shape shapes.Shape, axes compute.ConvolveAxesConfig, strides []int, paddings [][2]int,
+	inputDilations, kernelDilations []int) (compute.Value, error) {
+	rank := in.shape.Rank()
+	n := rank - 2
+	p := &conv.Params{
+		Batch:         in.shape.Dim(0),
+		Channels:      in.shape.Dim(rank - 1),
+		InSpatial:     append([]int(nil), in.shape.Dimensions[1:rank-1]...),
+		KernelSpatial: make([]int, n),
+		OutChannels:   k.shape.Dim(rank - 1),
+		OutSpatial:    append([]int(nil), k.shape.Dimensions[1:rank-1]...),
+		PadLow:        make([]int, n),
+	}
+	for d := range n {
+		p.KernelSpatial[d] = shape.Dim(axes.OutputSpatial[d])
+		if paddings != nil {
+			p.PadLow[d] = paddings[d][0]
+		}
+	}
+	if strides != nil {
+		p.KernelDilations = append([]int(nil), strides...)
+	}
+	if kernelDilations != nil {
+		p.Strides = append([]int(nil), kernelDilations...)
+	}
+	if inputDilations != nil {
+		p.InputDilations = append([]int(nil), inputDilations...)
+	}
+
+	canon := shape.Clone()
+	canon.Dimensions = append(append([]int(nil), p.KernelSpatial...), p.Channels, p.OutChannels)
+	out, err := f.add(compute.OpTypeConvGeneral, canon, []*node{in, k}, func(out any, ins []any) error {
+		return conv.KernelGradFloat32(out.([]float32), ins[0].([]float32), ins[1].([]float32), p)
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Output axis a is canonical axis outPerm[a].
+	outPerm := make([]int, rank)
+	for d, a := range axes.OutputSpatial {
+		outPerm[a] = d
+	}
+	outPerm[axes.OutputBatch] = n
+	outPerm[axes.OutputChannels] = n + 1
 	if isIdentityPerm(outPerm) {
 		return out, nil
 	}
