@@ -17,7 +17,9 @@ import (
 // out channels] (Transpose nodes, skipped when the layout already is that),
 // the convolution runs there as a blocked implicit im2col with the packed
 // matmul (cpu/conv), and its [batch, spatial..., channels] result is
-// transposed to the requested output layout if needed.
+// transposed to the requested output layout if needed. Convolutions in the
+// layout GoMLX gives the kernel gradient of a channels-last convolution
+// (see kernelGradLayout) are computed without transposing their operands.
 func (f *Function) ConvGeneral(input, kernel compute.Value, axes compute.ConvolveAxesConfig, strides []int, paddings [][2]int,
 	inputDilations, kernelDilations []int, channelGroupCount, batchGroupCount int) (compute.Value, error) {
 	ns, err := f.nodesOf("ConvGeneral", input, kernel)
