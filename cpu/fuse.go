@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 
-	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
 
 	"github.com/peco-dev/peco/cpu/elem"
@@ -166,16 +166,12 @@ func buildFused(root *node, absorbable func(*node) bool) {
 		blocks := (total + fuseBlock - 1) / fuseBlock
 		workers := min(runtime.GOMAXPROCS(0), blocks)
 		var wg sync.WaitGroup
-		var next sync.Mutex
-		nextBlock := 0
+		var nextBlock atomic.Int64 // blocks are handed out in order, one at a time
 		work := func() {
 			bufp := scratch.Get().(*[]float32)
 			buf := *bufp
 			for {
-				next.Lock()
-				bi := nextBlock
-				nextBlock++
-				next.Unlock()
+				bi := int(nextBlock.Add(1) - 1)
 				if bi >= blocks {
 					break
 				}
@@ -231,5 +227,3 @@ func buildFused(root *node, absorbable func(*node) bool) {
 		return nil
 	}
 }
-
-var _ = compute.OpTypeAdd
