@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute"
@@ -222,4 +223,28 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// TestElementwiseChainsAreFused: a GELU over a large tensor runs as one fused
+// kernel (the profile shows no separate Erf/Add/Mul ops), and a small one
+// runs op by op.
+func TestElementwiseChainsAreFused(t *testing.T) {
+	for _, c := range []struct {
+		dims  []int
+		fused bool
+	}{{[]int{64, 257}, true}, {[]int{4, 8}, false}} {
+		b, err := cpu.New("profile")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(5, 6))
+		exec := MustNewExec(b, func(a *Node) *Node {
+			return Mul(a, MulScalar(AddScalar(Erf(MulScalar(a, 1/math.Sqrt2)), 1), 0.5))
+		})
+		exec.MustExec(randFloats(r, c.dims...))
+		prof := b.OpProfile()
+		if got := strings.Contains(prof, "| Fused |"); got != c.fused || strings.Contains(prof, "| Erf |") == c.fused {
+			t.Errorf("%v: fused %v, want %v; profile:\n%s", c.dims, got, c.fused, prof)
+		}
+	}
 }
