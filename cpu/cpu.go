@@ -31,23 +31,33 @@ func init() {
 // Backend is the CPU backend. It is safe for concurrent use.
 type Backend struct {
 	finalized bool
-	// profile, when set (config "profile"), accumulates the time spent in
+	// profile, when set (option "profile"), accumulates the time spent in
 	// each op type; see OpProfile.
 	profile *opProfile
+	// noFusion (option "nofuse") runs element-wise chains op by op, for
+	// comparisons.
+	noFusion bool
 }
 
 var _ compute.Backend = (*Backend)(nil)
 
 // New returns a CPU backend; it uses runtime.GOMAXPROCS(0) threads. config
-// is empty or "profile", which times every op (see OpProfile).
+// is a comma-separated list of options, possibly empty: "profile" times
+// every op (see OpProfile), "nofuse" turns element-wise fusion off.
 func New(config string) (*Backend, error) {
-	switch strings.TrimSpace(config) {
-	case "":
-		return &Backend{}, nil
-	case "profile":
-		return &Backend{profile: newOpProfile()}, nil
+	b := &Backend{}
+	for _, opt := range strings.Split(config, ",") {
+		switch strings.TrimSpace(opt) {
+		case "":
+		case "profile":
+			b.profile = newOpProfile()
+		case "nofuse":
+			b.noFusion = true
+		default:
+			return nil, fmt.Errorf("backend %q: unknown option %q (options: profile, nofuse)", BackendName, opt)
+		}
 	}
-	return nil, fmt.Errorf("backend %q: unknown option %q (the only option is \"profile\")", BackendName, config)
+	return b, nil
 }
 
 // Name returns "cpu".

@@ -226,14 +226,15 @@ func must[T any](v T, err error) T {
 }
 
 // TestElementwiseChainsAreFused: a GELU over a large tensor runs as one fused
-// kernel (the profile shows no separate Erf/Add/Mul ops), and a small one
-// runs op by op.
+// kernel (the profile shows no separate Erf/Add/Mul ops); a small one, or any
+// with the nofuse option, runs op by op.
 func TestElementwiseChainsAreFused(t *testing.T) {
 	for _, c := range []struct {
-		dims  []int
-		fused bool
-	}{{[]int{64, 257}, true}, {[]int{4, 8}, false}} {
-		b, err := cpu.New("profile")
+		dims   []int
+		fused  bool
+		config string
+	}{{[]int{64, 257}, true, "profile"}, {[]int{4, 8}, false, "profile"}, {[]int{64, 257}, false, "profile,nofuse"}} {
+		b, err := cpu.New(c.config)
 		if err != nil {
 			t.Fatal(err)
 		}

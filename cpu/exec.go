@@ -62,7 +62,9 @@ func newExecutable(b *Builder) (*Executable, error) {
 			order = append(order, n)
 		}
 	}
-	order = fuseElementwise(order, f.outputs)
+	if !b.backend.noFusion {
+		order = fuseElementwise(order, f.outputs)
+	}
 	for _, n := range order {
 		e.nodes = append(e.nodes, n)
 		r := n

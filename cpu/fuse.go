@@ -26,9 +26,6 @@ const fuseBlock = 2048
 // path is already cache-resident.
 const minFuseSize = 4096
 
-// fusionEnabled turns fusion off for comparisons in tests and benchmarks.
-var fusionEnabled = true
-
 // fusible reports whether n is a float32 element-wise op a fused kernel
 // can run: a unary op, or a binary op whose operands have n's shape or are
 // scalars.
@@ -58,9 +55,6 @@ func fusible(n *node) bool {
 // element-wise consumers. It returns the nodes that still run, in order;
 // fused roots get a new kernel and, as inputs, the leaves of their tree.
 func fuseElementwise(order []*node, outputs []*node) []*node {
-	if !fusionEnabled {
-		return order
-	}
 	consumers := map[*node]int{}
 	for _, n := range order {
 		for _, in := range n.inputs {

@@ -18,9 +18,7 @@ func BenchmarkGELUChain(b *testing.B) {
 	for _, fused := range []bool{false, true} {
 		name := map[bool]string{false: "op-by-op", true: "fused"}[fused]
 		b.Run(name, func(b *testing.B) {
-			fusionEnabled = fused
-			defer func() { fusionEnabled = true }()
-			be, _ := New("")
+			be, _ := New(map[bool]string{false: "nofuse", true: ""}[fused])
 			exec := g.MustNewExec(be, func(a *g.Node) *g.Node {
 				return g.Mul(a, g.MulScalar(g.AddScalar(g.Erf(g.MulScalar(a, 1/math.Sqrt2)), 1), 0.5))
 			})
