@@ -154,24 +154,15 @@ func MatMulFloat32(batch, m, n, k int, a []float32, transA bool, b []float32, tr
 	}
 	perBatch := mParts * nParts
 	tasks := batch * perBatch
-	var next atomic.Int64
-	parallel(min(threads, tasks), func() {
-		ws := wsPool.Get().(*workspace)
-		for {
-			t := int(next.Add(1) - 1)
-			if t >= tasks {
-				break
-			}
-			bi, r := t/perBatch, t%perBatch
-			mp, np := r/nParts, r%nParts
-			m0, m1 := splitTiles(mTiles, mParts, mp, mr, m)
-			n0, n1 := splitTiles(nTiles, nParts, np, nr, n)
-			gemmRange(ws, m, n, k,
-				a[bi*strideA:(bi+1)*strideA], transA,
-				b[bi*strideB:(bi+1)*strideB], transB,
-				c[bi*strideC:(bi+1)*strideC], m0, m1, n0, n1)
-		}
-		wsPool.Put(ws)
+	forEachTaskWS(threads, tasks, func(ws *workspace, t int) {
+		bi, r := t/perBatch, t%perBatch
+		mp, np := r/nParts, r%nParts
+		m0, m1 := splitTiles(mTiles, mParts, mp, mr, m)
+		n0, n1 := splitTiles(nTiles, nParts, np, nr, n)
+		gemmRange(ws, m, n, k,
+			a[bi*strideA:(bi+1)*strideA], transA,
+			b[bi*strideB:(bi+1)*strideB], transB,
+			c[bi*strideC:(bi+1)*strideC], m0, m1, n0, n1)
 	})
 }
 
@@ -184,6 +175,41 @@ func parallel(workers int, f func()) {
 	}
 	f()
 	wg.Wait()
+}
+
+// taskCounter hands out the task indices 0..tasks-1, each once, in order, to
+// whichever goroutine asks next (dynamic load balancing).
+type taskCounter struct {
+	next  atomic.Int64
+	tasks int
+}
+
+func (c *taskCounter) take() (int, bool) {
+	t := int(c.next.Add(1) - 1)
+	return t, t < c.tasks
+}
+
+// forEachTask runs body(t) for every t in [0, tasks) on up to threads
+// goroutines.
+func forEachTask(threads, tasks int, body func(t int)) {
+	c := &taskCounter{tasks: tasks}
+	parallel(min(threads, tasks), func() {
+		for t, ok := c.take(); ok; t, ok = c.take() {
+			body(t)
+		}
+	})
+}
+
+// forEachTaskWS is forEachTask with a pooled workspace per goroutine.
+func forEachTaskWS(threads, tasks int, body func(ws *workspace, t int)) {
+	c := &taskCounter{tasks: tasks}
+	parallel(min(threads, tasks), func() {
+		ws := wsPool.Get().(*workspace)
+		for t, ok := c.take(); ok; t, ok = c.take() {
+			body(ws, t)
+		}
+		wsPool.Put(ws)
+	})
 }
 
 // sharedPool recycles the shared packed-B buffers of gemmShared.
@@ -221,38 +247,22 @@ func gemmShared(threads, m, n, k int, a []float32, transA bool, b []float32, tra
 		const panelsPerUnit = 4
 		unitsPerK := ceilDiv(panels, panelsPerUnit)
 		units := kBlocks * unitsPerK
-		var next atomic.Int64
-		parallel(min(threads, units), func() {
-			for {
-				u := int(next.Add(1) - 1)
-				if u >= units {
-					return
-				}
-				pc := u / unitsPerK * kcStep
-				kc := min(kcStep, k-pc)
-				p0 := u % unitsPerK * panelsPerUnit * nr
-				p1 := min(p0+panelsPerUnit*nr, nc)
-				packB(pb[pc*ncPad+p0*kc:], b, transB, n, k, pc, kc, jc+p0, p1-p0)
-			}
+		forEachTask(threads, units, func(u int) {
+			pc := u / unitsPerK * kcStep
+			kc := min(kcStep, k-pc)
+			p0 := u % unitsPerK * panelsPerUnit * nr
+			p1 := min(p0+panelsPerUnit*nr, nc)
+			packB(pb[pc*ncPad+p0*kc:], b, transB, n, k, pc, kc, jc+p0, p1-p0)
 		})
 
 		// Phase 2: row blocks of C.
-		next.Store(0)
-		parallel(min(threads, mBlocks), func() {
-			ws := wsPool.Get().(*workspace)
-			for {
-				blk := int(next.Add(1) - 1)
-				if blk >= mBlocks {
-					break
-				}
-				ic := blk * mcStep
-				mc := min(mcStep, m-ic)
-				for pc := 0; pc < k; pc += kcStep {
-					kc := min(kcStep, k-pc)
-					multiplyBlock(ws, a, transA, m, k, ic, mc, pc, kc, pb[pc*ncPad:], nc, c[ic*n+jc:], n, pc > 0)
-				}
+		forEachTaskWS(threads, mBlocks, func(ws *workspace, blk int) {
+			ic := blk * mcStep
+			mc := min(mcStep, m-ic)
+			for pc := 0; pc < k; pc += kcStep {
+				kc := min(kcStep, k-pc)
+				multiplyBlock(ws, a, transA, m, k, ic, mc, pc, kc, pb[pc*ncPad:], nc, c[ic*n+jc:], n, pc > 0)
 			}
-			wsPool.Put(ws)
 		})
 	}
 	sharedPool.Put(bufp)

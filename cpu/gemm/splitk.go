@@ -2,7 +2,6 @@ package gemm
 
 import (
 	"sync"
-	"sync/atomic"
 )
 
 const (
@@ -72,22 +71,13 @@ func gemmSplitK(threads, m, n, k int, a []float32, transA bool, b []float32, tra
 		return (*bufp)[(s-1)*m*n : s*m*n]
 	}
 
-	var next atomic.Int64
-	parallel(min(threads, tasks), func() {
-		ws := wsPool.Get().(*workspace)
-		for {
-			t := int(next.Add(1) - 1)
-			if t >= tasks {
-				break
-			}
-			s, r := t/perSlice, t%perSlice
-			mb, nb := r/nBlocks, r%nBlocks
-			m0, m1 := splitTiles(mTiles, mBlocks, mb, mr, m)
-			n0, n1 := splitTiles(nTiles, nBlocks, nb, nr, n)
-			p0, p1 := k*s/slices, k*(s+1)/slices
-			gemmBlock(ws, m, n, k, a, transA, b, transB, partial(s), m0, m1, n0, n1, p0, p1)
-		}
-		wsPool.Put(ws)
+	forEachTaskWS(threads, tasks, func(ws *workspace, t int) {
+		s, r := t/perSlice, t%perSlice
+		mb, nb := r/nBlocks, r%nBlocks
+		m0, m1 := splitTiles(mTiles, mBlocks, mb, mr, m)
+		n0, n1 := splitTiles(nTiles, nBlocks, nb, nr, n)
+		p0, p1 := k*s/slices, k*(s+1)/slices
+		gemmBlock(ws, m, n, k, a, transA, b, transB, partial(s), m0, m1, n0, n1, p0, p1)
 	})
 
 	if slices > 1 {
@@ -95,18 +85,11 @@ func gemmSplitK(threads, m, n, k int, a []float32, transA bool, b []float32, tra
 		// goroutines.
 		const rowsPerUnit = 16
 		units := ceilDiv(m, rowsPerUnit)
-		next.Store(0)
-		parallel(min(threads, units), func() {
-			for {
-				u := int(next.Add(1) - 1)
-				if u >= units {
-					return
-				}
-				lo, hi := u*rowsPerUnit*n, min((u+1)*rowsPerUnit, m)*n
-				dst := c[lo:hi]
-				for s := 1; s < slices; s++ {
-					addTo(dst, partial(s)[lo:hi])
-				}
+		forEachTask(threads, units, func(u int) {
+			lo, hi := u*rowsPerUnit*n, min((u+1)*rowsPerUnit, m)*n
+			dst := c[lo:hi]
+			for s := 1; s < slices; s++ {
+				addTo(dst, partial(s)[lo:hi])
 			}
 		})
 	}
