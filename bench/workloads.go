@@ -188,6 +188,13 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 		return nil, nil, err
 	}
 	ce := losses.CrossEntropy{Config: losses.CrossEntropyConfig{Weight: 1}}
+	ceLoss := func(labels, preds []*Node) *Node {
+		l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
+		if err != nil {
+			panic(err)
+		}
+		return l
+	}
 	np := (w.Image / w.Patch) * (w.Image / w.Patch)
 	r := rand.New(rand.NewPCG(0, 1))
 	images := func() (*tensors.Tensor, error) { return randomImages(r, w), nil }
@@ -223,13 +230,7 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 				masked := Gather(flat, ExpandAxes(rows, -1)) // only the masked rows reach the head
 				return []*Node{dense(scope.In("head"), masked, w.Vocab)}
 			},
-			func(labels, preds []*Node) *Node {
-				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
-				if err != nil {
-					panic(err)
-				}
-				return l
-			}, opt, nil, nil)
+			ceLoss, opt, nil, nil)
 		makeBatch = func() (train.Batch, error) {
 			images, err := images()
 			if err != nil {
@@ -264,13 +265,7 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 				pooled := ReduceMean(Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()), 1)
 				return dense(scope.In("head"), pooled, w.Classes)
 			},
-			func(labels, preds []*Node) *Node {
-				l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
-				if err != nil {
-					panic(err)
-				}
-				return l
-			}, opt, nil, nil)
+			ceLoss, opt, nil, nil)
 		makeBatch = func() (train.Batch, error) {
 			images, err := images()
 			if err != nil {
