@@ -6,6 +6,31 @@ import (
 	"testing"
 )
 
+// unravel writes the row-major multi-index of flat in dims into idx.
+func unravel(idx []int, flat int, dims []int) {
+	for d := len(dims) - 1; d >= 0; d-- {
+		idx[d] = flat % dims[d]
+		flat /= dims[d]
+	}
+}
+
+// sourcePosition is the flat input position that output position oi reads
+// through kernel tap ti, straight from the semantics (stride, kernel and
+// input dilation, low padding); false where it falls in the padding or
+// between dilated input elements.
+func sourcePosition(p *Params, oi, ti []int) (int, bool) {
+	src := 0
+	for d := range p.InSpatial {
+		x := oi[d]*at(p.Strides, d, 1) + ti[d]*at(p.KernelDilations, d, 1) - at(p.PadLow, d, 0)
+		id := at(p.InputDilations, d, 1)
+		if x < 0 || x > (p.InSpatial[d]-1)*id || x%id != 0 {
+			return 0, false
+		}
+		src = src*p.InSpatial[d] + x/id
+	}
+	return src, true
+}
+
 // naive is a direct loop over the semantics in the package documentation,
 // in float64.
 func naive(in, kernel []float32, p *Params) []float64 {
@@ -16,12 +41,6 @@ func naive(in, kernel []float32, p *Params) []float64 {
 	taps, positions := prod(p.KernelSpatial), prod(p.OutSpatial)
 	out := make([]float64, bo*positions*p.OutChannels)
 	oi, ti := make([]int, n), make([]int, n)
-	unravel := func(idx []int, flat int, dims []int) {
-		for d := n - 1; d >= 0; d-- {
-			idx[d] = flat % dims[d]
-			flat /= dims[d]
-		}
-	}
 	for b := range bo {
 		for pos := range positions {
 			unravel(oi, pos, p.OutSpatial)
@@ -30,16 +49,7 @@ func naive(in, kernel []float32, p *Params) []float64 {
 				var s float64
 				for t := range taps {
 					unravel(ti, t, p.KernelSpatial)
-					src, ok := 0, true
-					for d := range n {
-						x := oi[d]*at(p.Strides, d, 1) + ti[d]*at(p.KernelDilations, d, 1) - at(p.PadLow, d, 0)
-						id := at(p.InputDilations, d, 1)
-						if x < 0 || x > (p.InSpatial[d]-1)*id || x%id != 0 {
-							ok = false
-							break
-						}
-						src = src*p.InSpatial[d] + x/id
-					}
+					src, ok := sourcePosition(p, oi, ti)
 					if !ok {
 						continue
 					}
@@ -149,27 +159,12 @@ func naiveKernelGrad(in, dy []float32, p *Params) []float64 {
 	taps, positions := prod(p.KernelSpatial), prod(p.OutSpatial)
 	out := make([]float64, taps*p.Channels*p.OutChannels)
 	oi, ti := make([]int, n), make([]int, n)
-	unravel := func(idx []int, flat int, dims []int) {
-		for d := n - 1; d >= 0; d-- {
-			idx[d] = flat % dims[d]
-			flat /= dims[d]
-		}
-	}
 	for t := range taps {
 		unravel(ti, t, p.KernelSpatial)
 		for b := range p.Batch {
 			for pos := range positions {
 				unravel(oi, pos, p.OutSpatial)
-				src, ok := 0, true
-				for d := range n {
-					x := oi[d]*at(p.Strides, d, 1) + ti[d]*at(p.KernelDilations, d, 1) - at(p.PadLow, d, 0)
-					id := at(p.InputDilations, d, 1)
-					if x < 0 || x > (p.InSpatial[d]-1)*id || x%id != 0 {
-						ok = false
-						break
-					}
-					src = src*p.InSpatial[d] + x/id
-				}
+				src, ok := sourcePosition(p, oi, ti)
 				if !ok {
 					continue
 				}
