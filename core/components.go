@@ -1,7 +1,11 @@
-// Package core defines the component interfaces that every part of a
-// PeCo/BEiT experiment implements (Backbone, Tokenizer, Loss, Task), their
-// registries, and the machinery that runs a task: run directories, metrics
-// logs, checkpoints, backends, progress reporting and the training loop.
+// Package core is the contract between peco's parts: the interfaces every
+// component of a PeCo/BEiT experiment implements (Backbone, Tokenizer, Loss,
+// Target, Task), the optional capabilities a task may ask of a component
+// (contract.go), the small value types they share (Features, Env, the run
+// directory's layout) and their registries. It holds no component and no
+// run machinery: those live in the packages that plug into it (core/run
+// runs a task, core/ckpt reads and writes checkpoints and earlier runs;
+// backbones/, tokenizers/, targets/, losses/, tasks/ hold the components).
 package core
 
 import (
@@ -78,5 +82,6 @@ var (
 	Backbones  = registry.NewRegistry[Backbone]("backbone", "networks mapping images to per-token features")
 	Tokenizers = registry.NewRegistry[Tokenizer]("tokenizer", "visual tokenizers mapping images to discrete tokens and back")
 	Losses     = registry.NewRegistry[Loss]("loss", "loss terms, each with a weight")
+	Targets    = registry.NewRegistry[Target]("target", "what masked image modeling predicts per patch: tokens of a frozen tokenizer, or pixels")
 	Tasks      = registry.NewRegistry[Task]("task", "what a run trains or evaluates")
 )

@@ -28,6 +28,9 @@ type Sample struct {
 	LabelMap []uint8
 	// Path names the file the sample came from (for error messages and caching).
 	Path string
+	// Index is the sample's position in its dataset and Epoch the pass
+	// over the data it is read in (both set by Pipeline).
+	Index, Epoch int
 }
 
 // Dataset is a finite, indexable collection of samples. Implementations must be

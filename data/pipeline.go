@@ -487,7 +487,7 @@ func (s *stream[T]) process(j slotJob[T]) {
 			r = StreamRNG(int64(splitmix64(uint64(p.cfg.Seed)^uint64(orig))), StreamSubstitute, epoch, idx)
 		}
 		t0 := time.Now()
-		item, path, err := s.load(idx, r)
+		item, path, err := s.load(idx, epoch, r)
 		p.busy.Add(int64(time.Since(t0)))
 		p.samples.Add(1)
 		if err == nil {
@@ -524,11 +524,12 @@ func (s *stream[T]) process(j slotJob[T]) {
 }
 
 // load reads and transforms sample idx, returning its path when known.
-func (s *stream[T]) load(idx int, r *rand.Rand) (item T, path string, err error) {
+func (s *stream[T]) load(idx, epoch int, r *rand.Rand) (item T, path string, err error) {
 	smp, err := s.p.ds.Sample(idx)
 	if err != nil {
 		return item, smp.Path, err
 	}
+	smp.Index, smp.Epoch = idx, epoch
 	item, err = s.p.transform(smp, r)
 	return item, smp.Path, err
 }

@@ -15,6 +15,10 @@ const (
 	// StreamSubstitute picks the augmentation of a sample that stands in for
 	// a bad (skipped) sample.
 	StreamSubstitute
+	// StreamFixedView draws view v of a sample whose training targets are
+	// computed ahead (MIM with precomputed tokens): the same (seed, v,
+	// index) gives the same crop in every epoch that uses view v.
+	StreamFixedView
 )
 
 // splitmix64 is the finalizer of the SplitMix64 generator: a bijective,

@@ -82,6 +82,9 @@ func init() {
 		func(c CrossEntropyConfig) (core.Loss, error) { return CrossEntropy{c}, nil })
 }
 
-// Smoothing is the label smoothing the loss applies to "labels"; a task that
-// builds soft "targets" itself (Mixup/CutMix) applies the same.
-func (l CrossEntropy) Smoothing() float64 { return l.Config.LabelSmoothing }
+// LabelSmoothing is the label smoothing the loss applies to "labels"; a task
+// that builds soft "targets" itself (Mixup/CutMix) applies the same
+// (core.LabelSmoother).
+func (l CrossEntropy) LabelSmoothing() float64 { return l.Config.LabelSmoothing }
+
+var _ core.LabelSmoother = CrossEntropy{}

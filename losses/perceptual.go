@@ -8,21 +8,30 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/registry"
 )
 
 // PerceptualConfig configures the perceptual loss.
 type PerceptualConfig struct {
-	Weight          float64                      `mapstructure:"weight" doc:"weight of the term in a composite loss (PeCo's lambda)"`
-	Network         registry.Spec[core.Backbone] `mapstructure:"network" doc:"frozen feature network, e.g. {type: mobilenet_v2} or {type: vit, ...}; its variables are never trained"`
-	Layers          []int                        `mapstructure:"layers" doc:"indices into the network's per-block features (negative counts from the end); empty: the final features only"`
-	LayerWeights    []float64                    `mapstructure:"layer_weights" doc:"weight per entry of layers (empty: 1 each)"`
-	InputNorm       string                       `mapstructure:"input_norm" doc:"normalisation of the tokenizer's images: half ([-1,1]), imagenet or none ([0,1])"`
-	NetworkNorm     string                       `mapstructure:"network_norm" doc:"normalisation the network expects: imagenet, half or none"`
-	Scope           string                       `mapstructure:"scope" doc:"variable scope of the network under the scope the loss gets (the tokenizer task: the root, so /perceptual)"`
-	Checkpoint      string                       `mapstructure:"checkpoint" doc:"load the network's weights from a run of this project (.ckpt, run directory or runs/<name>), e.g. a ViT trained by the classification or MIM task; empty: the network's own weights (mobilenet_v2 from TFLite)"`
-	CheckpointScope string                       `mapstructure:"checkpoint_scope" doc:"scope of the network in that checkpoint (/backbone for classification and MIM runs)"`
+	Weight        float64                      `mapstructure:"weight" doc:"weight of the term in a composite loss (PeCo's lambda)"`
+	Network       registry.Spec[core.Backbone] `mapstructure:"network" doc:"frozen feature network, e.g. {type: mobilenet_v2} or {type: vit, ...}; its variables are never trained"`
+	Layers        []int                        `mapstructure:"layers" doc:"indices into the network's per-block features (negative counts from the end); empty: the final features only"`
+	LayerWeights  []float64                    `mapstructure:"layer_weights" doc:"weight per entry of layers (empty: 1 each)"`
+	InputNorm     string                       `mapstructure:"input_norm" doc:"normalisation of the tokenizer's images: half ([-1,1]), imagenet or none ([0,1])"`
+	NetworkNorm   string                       `mapstructure:"network_norm" doc:"normalisation the network expects: imagenet, half or none"`
+	Scope         string                       `mapstructure:"scope" doc:"variable scope of the network under the scope the loss gets (the tokenizer task: the root, so /perceptual)"`
+	From          string                       `mapstructure:"from" doc:"a run of this project whose /backbone weights the network takes (runs/<name>, a run directory or a .ckpt), e.g. a ViT trained by the classification or MIM task; empty: the network's own weights (mobilenet_v2 from TFLite)"`
+	RandomWeights bool                         `mapstructure:"random_weights" doc:"allow a network without trained weights (no from, not a network that loads its own): a random-feature perceptual loss"`
+}
+
+// RetiredKeys names the former keys of the loss.
+func (c *PerceptualConfig) RetiredKeys() map[string]string {
+	return map[string]string{
+		"checkpoint":       "the network's run is now `from: RUN` (its /backbone weights are loaded)",
+		"checkpoint_scope": "the network's weights are read from the run's /backbone scope (`from: RUN`)",
+	}
 }
 
 // Validate checks the keys.
@@ -62,8 +71,10 @@ type Perceptual struct {
 	network core.Backbone
 	from    data.Normalizer
 	to      data.Normalizer
-	// ckpt holds the network's weights when Config.Checkpoint is set.
-	ckpt *core.Checkpoint
+	// run holds the network's weights when Config.From is set; loaded
+	// records the stores they were loaded into.
+	run    *ckpt.Run
+	loaded map[*model.Store]bool
 }
 
 // NewPerceptual builds the loss and its network.
@@ -80,18 +91,23 @@ func NewPerceptual(c PerceptualConfig) (*Perceptual, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Perceptual{Config: c, network: net, from: from, to: to}
-	if c.Checkpoint != "" {
-		path, _, err := core.ResolveCheckpoint(c.Checkpoint)
+	l := &Perceptual{Config: c, network: net, from: from, to: to, loaded: map[*model.Store]bool{}}
+	if c.From != "" {
+		if l.run, err = ckpt.OpenRun(c.From); err != nil {
+			return nil, fmt.Errorf("perceptual: from: %w", err)
+		}
+		ck, err := l.run.Weights()
 		if err != nil {
-			return nil, fmt.Errorf("perceptual: checkpoint: %w", err)
+			return nil, fmt.Errorf("perceptual: from: %w", err)
 		}
-		if l.ckpt, err = core.LoadCheckpoint(path); err != nil {
-			return nil, fmt.Errorf("perceptual: %w", err)
+		if !ck.HasScope(ckpt.BackboneScope) {
+			return nil, fmt.Errorf("perceptual: from: run %s (task %q) holds no network weights under %s", c.From, l.run.TaskType(), ckpt.BackboneScope)
 		}
-		if !l.ckpt.HasScope(c.CheckpointScope) {
-			return nil, fmt.Errorf("perceptual: checkpoint %s holds no variables under %s", path, c.CheckpointScope)
-		}
+		return l, nil
+	}
+	if wc, ok := net.(core.WeightCarrier); (!ok || !wc.HasWeights()) && !c.RandomWeights {
+		return nil, fmt.Errorf("perceptual: the %s network has random weights: load trained ones with from: RUN (a classification or MIM run), "+
+			"use a network that brings its own (mobilenet_v2), or set random_weights: true to use random features", c.Network.Type)
 	}
 	return l, nil
 }
@@ -133,11 +149,11 @@ func (l *Perceptual) Compute(scope *model.Scope, in map[string]*Node) (*Node, er
 	both := Concatenate([]*Node{StopGradient(x), y}, 0)
 	both = renormalise(both, l.from, l.to)
 	ns := scope.At("%s", l.Config.Scope)
-	if l.ckpt != nil {
-		// The network's variables take the checkpoint's values as they are created.
-		if err := l.ckpt.RestoreInto(ns.Store(), l.Config.CheckpointScope, ns.Scope()); err != nil {
+	if l.run != nil && !l.loaded[ns.Store()] {
+		if err := l.run.Load(ns.Store(), ckpt.BackboneScope, ns.Scope(), true); err != nil {
 			return nil, fmt.Errorf("perceptual: %w", err)
 		}
+		l.loaded[ns.Store()] = true
 	}
 	f := l.network.Forward(ns, both, core.ForwardOptions{})
 	for v := range ns.IterVariables() {
@@ -177,7 +193,7 @@ func (l *Perceptual) Compute(scope *model.Scope, in map[string]*Node) (*Node, er
 func init() {
 	registry.Register(core.Losses, "perceptual", "feature distance through a frozen network (inputs: input, reconstruction)",
 		func() PerceptualConfig {
-			return PerceptualConfig{Weight: 0.1, InputNorm: data.NormalizeHalf, NetworkNorm: data.NormalizeImageNet, Scope: "perceptual", CheckpointScope: "/backbone"}
+			return PerceptualConfig{Weight: 0.1, InputNorm: data.NormalizeHalf, NetworkNorm: data.NormalizeImageNet, Scope: "perceptual"}
 		},
 		func(c PerceptualConfig) (core.Loss, error) { return NewPerceptual(c) })
 }

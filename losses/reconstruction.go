@@ -17,7 +17,9 @@ type PixelConfig struct {
 }
 
 // L1 is the mean absolute difference between "input" and "reconstruction"
-// (same shape, e.g. images [B, H, W, C]), over every element.
+// (same shape, e.g. images [B, H, W, C], or MIM's per-patch targets and
+// predictions [R, D]), over every element. An optional "weights" [R]
+// averages the rows (first axis) by weight instead.
 type L1 struct{ Config PixelConfig }
 
 // Weight implements core.Loss.
@@ -29,11 +31,12 @@ func (l L1) Compute(_ *model.Scope, in map[string]*Node) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ReduceAllMean(Abs(Sub(x, y))), nil
+	return weightedMean(Abs(Sub(x, y)), in["weights"])
 }
 
 // L2 is the mean squared difference between "input" and "reconstruction",
-// over every element.
+// over every element; "weights" [R], when given, averages the rows by
+// weight as in L1.
 type L2 struct{ Config PixelConfig }
 
 // Weight implements core.Loss.
@@ -45,7 +48,28 @@ func (l L2) Compute(_ *model.Scope, in map[string]*Node) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return ReduceAllMean(Square(Sub(x, y))), nil
+	return weightedMean(Square(Sub(x, y)), in["weights"])
+}
+
+// weightedMean is the mean of d over every element, or, with weights [R],
+// the weighted mean over the first axis of the per-row means.
+func weightedMean(d, weights *Node) (*Node, error) {
+	if weights == nil {
+		return ReduceAllMean(d), nil
+	}
+	if weights.Rank() != 1 || weights.Shape().Dim(0) != d.Shape().Dim(0) {
+		return nil, fmt.Errorf("weights %s do not match the rows of %s", weights.Shape(), d.Shape())
+	}
+	perRow := d
+	if d.Rank() > 1 {
+		axes := make([]int, d.Rank()-1)
+		for i := range axes {
+			axes[i] = i + 1
+		}
+		perRow = ReduceMean(d, axes...)
+	}
+	w := ConvertDType(weights, perRow.DType())
+	return Div(ReduceAllSum(Mul(perRow, w)), Max(ReduceAllSum(w), ScalarOne(w.Graph(), w.DType()))), nil
 }
 
 // pair fetches two same-shaped inputs.
@@ -119,10 +143,10 @@ func (l LogitLaplace) Compute(_ *model.Scope, in map[string]*Node) (*Node, error
 }
 
 func init() {
-	registry.Register(core.Losses, "l1", "mean absolute pixel difference (inputs: input, reconstruction)",
+	registry.Register(core.Losses, "l1", "mean absolute difference (inputs: input, reconstruction; optional row weights)",
 		func() PixelConfig { return PixelConfig{Weight: 1} },
 		func(c PixelConfig) (core.Loss, error) { return L1{c}, nil })
-	registry.Register(core.Losses, "l2", "mean squared pixel difference (inputs: input, reconstruction)",
+	registry.Register(core.Losses, "l2", "mean squared difference (inputs: input, reconstruction; optional row weights): tokenizers, MIM pixel targets",
 		func() PixelConfig { return PixelConfig{Weight: 1} },
 		func(c PixelConfig) (core.Loss, error) { return L2{c}, nil })
 	registry.Register(core.Losses, "logit_laplace", "DALL-E's logit-Laplace pixel NLL (inputs: input, mu, log_b)",

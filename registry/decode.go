@@ -40,6 +40,13 @@ type Validator interface {
 	Validate() error
 }
 
+// Retired is implemented by config structs whose keys have changed: each
+// key of RetiredKeys is a former key, mapped to what to write instead. The
+// decoder reports a retired key with that message rather than as unknown.
+type Retired interface {
+	RetiredKeys() map[string]string
+}
+
 // Decode decodes the tree strictly into out, a pointer to a struct: every key
 // must name a field (or the `type:` of a component), every value must have
 // the field's type, every component's `type:` must be registered, and every
@@ -135,6 +142,12 @@ func (d *decoder) decodeStruct(data map[string]any, dst reflect.Value, path, com
 	for _, k := range sortedKeys(data) {
 		f, ok := known[k]
 		if !ok {
+			if r, isRetired := dst.Addr().Interface().(Retired); isRetired {
+				if msg, was := r.RetiredKeys()[k]; was {
+					d.fail(joinPath(path, k), component, "key %q is no longer used: %s", k, msg)
+					continue
+				}
+			}
 			d.fail(joinPath(path, k), component, "unknown key %q%s; valid keys: %s", k, suggest(k, keys), strings.Join(keys, ", "))
 			continue
 		}
@@ -151,6 +164,16 @@ func (d *decoder) decodeStruct(data map[string]any, dst reflect.Value, path, com
 	}
 }
 
+// hasKey reports whether struct type t has the config key k.
+func hasKey(t reflect.Type, k string) bool {
+	for _, f := range fieldsOf(t) {
+		if f.key == k {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *decoder) decodeValue(v any, dst reflect.Value, path, component string) {
 	t := dst.Type()
 	switch {
@@ -159,7 +182,11 @@ func (d *decoder) decodeValue(v any, dst reflect.Value, path, component string) 
 	case t.Kind() == reflect.Struct && t != reflect.TypeFor[time.Time]():
 		m, ok := v.(map[string]any)
 		if !ok {
-			d.fail(path, component, "expected a map, got %s %s", describe(v), show(v))
+			hint := ""
+			if str, isStr := v.(string); isStr && hasKey(t, "from") {
+				hint = fmt.Sprintf("; an earlier run is written {from: %s}", str)
+			}
+			d.fail(path, component, "expected a map, got %s %s%s", describe(v), show(v), hint)
 			return
 		}
 		d.decodeStruct(m, dst, path, component)

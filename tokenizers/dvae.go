@@ -94,7 +94,7 @@ func (c DVAEConfig) KLRamp(step, total int) float64 {
 // used. The decoder outputs (mu, log_b) per pixel channel for the
 // logit-Laplace loss. Variables under its scope: encoder/, codebook
 // ("embedding" [K, D]), decoder/, and the host-set scalars
-// schedule/temperature and schedule/kl_ramp. Loss terms (Output.Terms):
+// schedule/temperature and schedule/kl_ramp. Loss terms (core.TokenizerOutput.Terms):
 // "logits" [N, K], "mu", "log_b" [B, H, W, C] and "kl_ramp" (scalar).
 type DVAE struct{ Config DVAEConfig }
 
@@ -107,7 +107,7 @@ func init() {
 // VocabSize implements core.Tokenizer.
 func (m *DVAE) VocabSize() int { return m.Config.CodebookSize }
 
-// Grid implements Trainable.
+// Grid implements core.TrainableTokenizer.
 func (m *DVAE) Grid(imageSize int) (int, int) {
 	f := m.Config.Encoder.Factor()
 	return imageSize / f, imageSize / f
@@ -117,7 +117,7 @@ func scheduleVar(scope *model.Scope, name string) *model.Variable {
 	return nonTrainable(scope.At("schedule").WithInitializer(initializer.One).VariableWithShape(name, shapes.Make(dtypes.Float32)))
 }
 
-// Prepare implements Trainable: it sets schedule/temperature and
+// Prepare implements core.TrainableTokenizer: it sets schedule/temperature and
 // schedule/kl_ramp for the step.
 func (m *DVAE) Prepare(scope *model.Scope, step, total int) (map[string]float64, error) {
 	temp, ramp := m.Config.Temperature(step, total), m.Config.KLRamp(step, total)
@@ -154,8 +154,8 @@ func (m *DVAE) decode(scope *model.Scope, y *Node) (mu, logB, rec *Node) {
 	return mu, logB, AddScalar(MulScalar(x01, 2), -1)
 }
 
-// Forward implements Trainable.
-func (m *DVAE) Forward(scope *model.Scope, images *Node, training bool) Output {
+// Forward implements core.TrainableTokenizer.
+func (m *DVAE) Forward(scope *model.Scope, images *Node, training bool) core.TokenizerOutput {
 	g := images.Graph()
 	k := m.Config.CodebookSize
 	klRamp := scheduleVar(scope, "kl_ramp").NodeValue(g)
@@ -177,7 +177,7 @@ func (m *DVAE) Forward(scope *model.Scope, images *Node, training bool) Output {
 		"mu":     mu, "log_b": logB,
 		"kl_ramp": klRamp,
 	}
-	return Output{Reconstruction: rec, Tokens: ids, Terms: terms}
+	return core.TokenizerOutput{Reconstruction: rec, Tokens: ids, Terms: terms}
 }
 
 // Encode implements core.Tokenizer: the argmax code per cell.

@@ -246,7 +246,7 @@ func DefaultVQVAE() VQVAEConfig {
 
 // VQVAE is a VQGAN-style VQ-VAE: conv encoder -> nearest codeword
 // (straight-through) -> conv decoder. Variables under its scope: encoder/,
-// quantizer/ (see Quantizer), decoder/. Loss terms (Output.Terms): "z" and
+// quantizer/ (see Quantizer), decoder/. Loss terms (core.TokenizerOutput.Terms): "z" and
 // "z_q" for the vq loss ([N, D]), plus "codebook_ema" when the codebook is
 // EMA-updated.
 type VQVAE struct {
@@ -268,13 +268,13 @@ func init() {
 // VocabSize implements core.Tokenizer.
 func (m *VQVAE) VocabSize() int { return m.Config.CodebookSize }
 
-// Grid implements Trainable.
+// Grid implements core.TrainableTokenizer.
 func (m *VQVAE) Grid(imageSize int) (int, int) {
 	f := m.Config.Encoder.Factor()
 	return imageSize / f, imageSize / f
 }
 
-// Prepare implements Trainable: a VQ-VAE has no host-set scalars.
+// Prepare implements core.TrainableTokenizer: a VQ-VAE has no host-set scalars.
 func (m *VQVAE) Prepare(*model.Scope, int, int) (map[string]float64, error) { return nil, nil }
 
 // encode returns the encoder vectors flattened to [N, D] and the grid.
@@ -284,8 +284,8 @@ func (m *VQVAE) encode(scope *model.Scope, images *Node) (z *Node, b, h, w int) 
 	return Reshape(ze, d[0]*d[1]*d[2], d[3]), d[0], d[1], d[2]
 }
 
-// Forward implements Trainable.
-func (m *VQVAE) Forward(scope *model.Scope, images *Node, training bool) Output {
+// Forward implements core.TrainableTokenizer.
+func (m *VQVAE) Forward(scope *model.Scope, images *Node, training bool) core.TokenizerOutput {
 	z, b, h, w := m.encode(scope, images)
 	q := m.quant.Quantize(scope.In("quantizer"), z, training)
 	rec := conv.Decoder(scope.In("decoder"), Reshape(q.ST, b, h, w, m.Config.CodeDim), m.Config.Decoder, m.Config.InChannels)
@@ -293,10 +293,10 @@ func (m *VQVAE) Forward(scope *model.Scope, images *Node, training bool) Output 
 	if m.Config.EMA {
 		terms["codebook_ema"] = ScalarOne(images.Graph(), dtypes.Float32)
 	}
-	return Output{Reconstruction: rec, Tokens: Reshape(q.IDs, b, h, w), Terms: terms}
+	return core.TokenizerOutput{Reconstruction: rec, Tokens: Reshape(q.IDs, b, h, w), Terms: terms}
 }
 
-// InitFromBatch implements BatchInitializer: it initialises the codebook
+// InitFromBatch implements core.BatchInitializer: it initialises the codebook
 // from the encoder vectors of images (Init batch or kmeans) and the
 // quantiser's EMA and usage state (every Init).
 func (m *VQVAE) InitFromBatch(scope *model.Scope, images *Node) {

@@ -157,7 +157,14 @@ type Network struct {
 	FakeQuant bool
 }
 
-var _ core.Backbone = (*Network)(nil)
+var (
+	_ core.Backbone      = (*Network)(nil)
+	_ core.WeightCarrier = (*Network)(nil)
+)
+
+// HasWeights is true: the network's weights are the TFLite file's
+// (core.WeightCarrier).
+func (n *Network) HasWeights() bool { return true }
 
 // New loads cfg.Weights and returns the network as a core.Backbone.
 func New(cfg Config) (core.Backbone, error) { return Load(cfg) }

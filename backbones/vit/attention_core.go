@@ -1,8 +1,6 @@
 package vit
 
 import (
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math.
 )
 
@@ -23,21 +21,15 @@ import (
 // 4 backward) are [N, M, K] x [N, K, P] with N = batch*heads, and the
 // explicit transposes between them are of [N, 65, 64]-sized tensors.
 //
+// The layout is chosen by the config (packed_attention), never by asking
+// which backend runs the graph.
+//
 // The custom gradient uses only GoMLX's public API: the inputs that need a
 // gradient (qkv and the optional bias) and the stop-gradient output are
 // packed into one vector that passes through IdentityWithCustomGradient; the
 // output is sliced back out of it, so the identity receives the output's
 // adjoint, and returns the inputs' gradients (and zero for the output part),
 // which Concatenate's own gradient routes back to qkv and bias.
-
-// goBackendLayout reports whether g's graph is laid out for GoMLX's pure-Go
-// backend (attentionCore, linear): float32 on the "go" backend. Other
-// backends (peco's "cpu", whose matmul reads transposed operands directly,
-// and XLA, which fuses) run the plain graph with autodiff gradients, which
-// avoids the packing copies the hand-written gradients cost.
-func goBackendLayout(g *Graph, dt dtypes.DType) bool {
-	return dt == dtypes.Float32 && g.Backend().String() == gobackend.BackendName // Name() is "Go Backend"
-}
 
 // attentionCore computes multi-head attention on qkv [3, B*H, T, hd] (q, k,
 // v stacked, heads merged into the batch axis) with an optional bias

@@ -5,16 +5,12 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph ops read like math.
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
-	"github.com/peco-dev/peco/cpu"
 )
 
 // The layout-optimised float32 paths (attentionCore, linear, the primitive
@@ -130,26 +126,26 @@ func TestTrainingForwardMatchesInference(t *testing.T) {
 	assertClose(t, "tokens", flat(t, outs[1][0]), flat(t, outs[0][0]), 1e-4)
 }
 
-// TestGoBackendLayoutChoice: the hand-written-gradient layout is taken on
-// GoMLX's pure-Go backend only (float32), not on peco's cpu backend.
-func TestGoBackendLayoutChoice(t *testing.T) {
-	ours, err := cpu.New("")
-	if err != nil {
-		t.Fatal(err)
-	}
+// TestPackedAttentionChoice: the hand-written-gradient layout is taken when
+// the config asks for it, in float32 only; the backend is never consulted.
+func TestPackedAttentionChoice(t *testing.T) {
 	for _, c := range []struct {
-		backend compute.Backend
-		dtype   dtypes.DType
-		want    bool
+		packed bool
+		dtype  string
+		want   bool
 	}{
-		{gobackend.GetBackend(), dtypes.Float32, true},
-		{gobackend.GetBackend(), dtypes.BFloat16, false},
-		{ours, dtypes.Float32, false},
+		{true, "float32", true},
+		{true, "bfloat16", false},
+		{false, "float32", false},
 	} {
-		g := NewGraph(c.backend, "layout")
-		if got := goBackendLayout(g, c.dtype); got != c.want {
-			t.Errorf("%s %s: goBackendLayout %v, want %v", c.backend, c.dtype, got, c.want)
+		cfg := DefaultConfig()
+		cfg.PackedAttention, cfg.DType = c.packed, c.dtype
+		m, err := NewViT(cfg)
+		if err != nil {
+			t.Fatal(err)
 		}
-		g.Finalize()
+		if got := m.packed(); got != c.want {
+			t.Errorf("packed_attention %v, dtype %s: packed() = %v, want %v", c.packed, c.dtype, got, c.want)
+		}
 	}
 }

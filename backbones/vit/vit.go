@@ -101,6 +101,10 @@ type Config struct {
 	InitStd      float64 `mapstructure:"init_std" doc:"standard deviation of the truncated-normal weight initialisation"`
 	Preset       string  `mapstructure:"preset" doc:"size preset filling dim, depth and heads left 0: tiny, small, base, large or empty"`
 	DType        string  `mapstructure:"dtype" doc:"compute dtype: float32 or bfloat16 (bfloat16 only pays off on XLA)"`
+	// PackedAttention lays attention and the dense layers out for GoMLX's
+	// pure-Go backend (attention_core.go); the model never asks which
+	// backend runs it.
+	PackedAttention bool `mapstructure:"packed_attention" doc:"float32 attention and dense layers with hand-written gradients laid out for GoMLX's pure-Go backend (--backend go, ~1.5x there); leave off on cpu and xla, which fuse the plain graph"`
 }
 
 // DefaultConfig returns a ViT-Tiny/16 for 224x224 RGB images with BEiT's
@@ -269,6 +273,28 @@ func (m *ViT) Config() Config { return m.cfg }
 // Dim returns the token width.
 func (m *ViT) Dim() int { return m.cfg.Dim }
 
+// InputShape is the (height, width, channels) of the images the ViT takes
+// (core.PatchBackbone).
+func (m *ViT) InputShape() (h, w, c int) { return m.cfg.ImageSize, m.cfg.ImageSize, m.cfg.InChannels }
+
+// PatchGrid is the patch grid of its tokens (core.PatchBackbone).
+func (m *ViT) PatchGrid() (rows, cols int) { return m.cfg.GridSize(), m.cfg.GridSize() }
+
+// NumLayers is the number of blocks (core.LayeredBackbone).
+func (m *ViT) NumLayers() int { return m.cfg.Depth }
+
+// LayerID is the layer-wise lr decay group of a variable (core.LayeredBackbone),
+// see the function LayerID.
+func (m *ViT) LayerID(variablePath string) int { return LayerID(variablePath, m.cfg.Depth) }
+
+// packed reports whether the graph uses the layout of attention_core.go.
+func (m *ViT) packed() bool { return m.cfg.PackedAttention && m.computeDType == dtypes.Float32 }
+
+var (
+	_ core.PatchBackbone   = (*ViT)(nil)
+	_ core.LayeredBackbone = (*ViT)(nil)
+)
+
 // NumTokens returns the number of tokens per image: patches, plus one with
 // the [CLS] token.
 func (m *ViT) NumTokens() int {
@@ -398,7 +424,7 @@ func (m *ViT) attention(scope *model.Scope, x, bias *Node, outStd float64) *Node
 	// qkv = x @ W_qkv + (q_bias, 0, v_bias)
 	w := m.variable(scope.At("qkv"), g, "weight", m.truncNormal(scope, cfg.InitStd), d, 3*d)
 	var qkv *Node // [B, T, 3D]
-	if goBackendLayout(g, m.computeDType) {
+	if m.packed() {
 		qkv = linear(x, w)
 	} else {
 		qkv = DotGeneral(x, []int{2}, nil, w, []int{0}, nil)
@@ -412,7 +438,7 @@ func (m *ViT) attention(scope *model.Scope, x, bias *Node, outStd float64) *Node
 		bias = m.relativePositionBias(scope, g)
 	}
 	var out *Node
-	if goBackendLayout(g, m.computeDType) {
+	if m.packed() {
 		// Heads merged into the batch axis: [3, B*H, T, hd]; see attention_core.go.
 		qkvT := TransposeAllAxes(Reshape(qkv, batch, t, 3, heads, headDim), 2, 0, 3, 1, 4) // [3, B, H, T, hd]
 		out = attentionCore(Reshape(qkvT, 3, batch*heads, t, headDim), bias, batch, heads, 1/math.Sqrt(float64(headDim)))
@@ -471,7 +497,7 @@ func (m *ViT) dense(scope *model.Scope, g *Graph, x *Node, out int, std float64)
 	w := m.variable(scope, g, "weight", m.truncNormal(scope, std), in, out)
 	b := m.variable(scope, g, "bias", zeroInit, out)
 	var y *Node
-	if goBackendLayout(g, m.computeDType) {
+	if m.packed() {
 		y = linear(x, w) // hand-written gradient, see attention_core.go
 	} else {
 		y = DotGeneral(x, []int{x.Rank() - 1}, nil, w, []int{0}, nil)

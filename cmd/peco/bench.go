@@ -19,7 +19,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/peco-dev/peco/bench"
-	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
+	"github.com/peco-dev/peco/core/run"
 )
 
 // newBenchCmd is `peco bench`: our training steps side by side with the
@@ -79,7 +80,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 			host, _ := os.Hostname()
 			report := map[string]any{
 				"date": time.Now().UTC().Format(time.RFC3339), "host": host, "machine": machine(),
-				"go": runtime.Version(), "gomlx": core.GoMLXVersion(), "peco": core.Version,
+				"go": runtime.Version(), "gomlx": run.GoMLXVersion(), "peco": run.Version,
 				"command": os.Args, "results": results,
 			}
 			fmt.Fprintf(stdout, "machine: %s, %s\n\n%s", machine(), runtime.Version(), bench.Table(results))
@@ -94,7 +95,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 				return err
 			}
 			path := filepath.Join(out, fmt.Sprintf("bench-%s-%s.json", time.Now().UTC().Format("20060102-150405"), host))
-			if err := core.WriteFileAtomic(path, append(b, '\n')); err != nil {
+			if err := ckpt.WriteFileAtomic(path, append(b, '\n')); err != nil {
 				return err
 			}
 			fmt.Fprintf(stdout, "\nsaved %s\n", path)
@@ -136,7 +137,7 @@ func newBenchWorkerCmd(stdout io.Writer) *cobra.Command {
 			if !ok {
 				return fmt.Errorf("unknown workload %q", args[0])
 			}
-			b, desc, err := core.OpenBackend(backend)
+			b, desc, err := OpenBackend(backend)
 			if err != nil {
 				return err
 			}

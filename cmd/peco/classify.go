@@ -14,7 +14,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/peco-dev/peco/backbones/mobilenet"
-	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/data"
 )
 
@@ -82,7 +81,7 @@ func classify(w io.Writer, weights string, images []string, labelsPath, backendS
 		}
 		batch = append(batch, net.Pixels(data.Resize(im, size, size, data.Bilinear))...)
 	}
-	backend, _, err := core.OpenBackend(backendSpec)
+	backend, _, err := OpenBackend(backendSpec)
 	if err != nil {
 		return err
 	}

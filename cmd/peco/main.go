@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/registry"
 	_ "github.com/peco-dev/peco/registry/builtin"
 )
@@ -57,7 +58,8 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	var sets []string
 	var cpuProfile string
-	var opts core.RunOptions
+	var opts run.RunOptions
+	var backendSpec string
 	cmd := &cobra.Command{
 		Use:   "run CONFIG",
 		Short: "run the experiment a config describes, in a run directory",
@@ -71,7 +73,7 @@ The backend is --backend, else $PECO_BACKEND, else "cpu" (peco's CPU backend);
 plugin (GPU) in cgo builds.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			exp, resolved, err := core.LoadExperiment(args[0], sets)
+			exp, resolved, err := run.LoadExperiment(args[0], sets)
 			if err != nil {
 				return err
 			}
@@ -86,9 +88,15 @@ plugin (GPU) in cgo builds.`,
 				}
 				defer pprof.StopCPUProfile()
 			}
+			backend, desc, err := OpenBackend(backendSpec)
+			if err != nil {
+				return err
+			}
+			defer backend.Finalize()
+			opts.Backend, opts.Device = backend, desc
 			opts.Command = os.Args
 			opts.Stdout, opts.Stderr = stdout, stderr
-			dir, err := core.RunExperiment(cmd.Context(), exp, resolved, opts)
+			dir, err := run.RunExperiment(cmd.Context(), exp, resolved, opts)
 			if err != nil && dir != "" {
 				return fmt.Errorf("run %s failed (recorded in %s/%s): %w", dir, dir, core.MetaFile, err)
 			}
@@ -97,7 +105,7 @@ plugin (GPU) in cgo builds.`,
 	}
 	cmd.Flags().StringArrayVar(&sets, "set", nil, "override a config value: key.path=value (YAML scalar, list or map); repeatable")
 	cmd.Flags().StringVar(&opts.Out, "out", "", "run directory (default runs/<name>/<timestamp>)")
-	cmd.Flags().StringVar(&opts.Backend, "backend", "", `compute backend: "cpu", "go" or "xla:<plugin name or path>" (default $PECO_BACKEND or cpu)`)
+	cmd.Flags().StringVar(&backendSpec, "backend", "", `compute backend: "cpu", "go" or "xla:<plugin name or path>" (default $PECO_BACKEND or cpu)`)
 	cmd.Flags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile (pprof) of the run to this file")
 	cmd.Flags().BoolVar(&opts.Resume, "resume", false, "continue the run in --out (default: the newest run of this config) from its newest checkpoint; the config must be the same")
 	return cmd
@@ -111,7 +119,7 @@ func newConfigCmd(stdout io.Writer) *cobra.Command {
 		Short: "print the fully resolved config: _base_ merged, --set applied, every default filled in",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			_, resolved, err := core.LoadExperiment(args[0], sets)
+			_, resolved, err := run.LoadExperiment(args[0], sets)
 			if err != nil {
 				return err
 			}
@@ -180,8 +188,8 @@ func newVersionCmd(stdout io.Writer) *cobra.Command {
 		Short: "print peco's, Go's and GoMLX's versions and the available backends",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			fmt.Fprintf(stdout, "peco %s (%s, %s/%s)\n", core.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-			fmt.Fprintf(stdout, "gomlx %s\nbackends: %s\n", core.GoMLXVersion(), strings.Join(core.Backends(), ", "))
+			fmt.Fprintf(stdout, "peco %s (%s, %s/%s)\n", run.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+			fmt.Fprintf(stdout, "gomlx %s\nbackends: %s\n", run.GoMLXVersion(), strings.Join(Backends(), ", "))
 			return nil
 		},
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/tasks/tokenizer"
 	"github.com/peco-dev/peco/tokenizers"
@@ -36,7 +36,7 @@ token grid and writes <out>/<image name>_recon.png (input | reconstruction).`,
 			if size <= 0 {
 				return fmt.Errorf("%s: the run's config has no task.data.augment.size", args[0])
 			}
-			be, _, err := core.OpenBackend(backend)
+			be, _, err := OpenBackend(backend)
 			if err != nil {
 				return err
 			}
@@ -77,7 +77,7 @@ token grid and writes <out>/<image name>_recon.png (input | reconstruction).`,
 				}
 				name := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path)) + "_recon.png"
 				dst := filepath.Join(out, name)
-				if err := core.WriteFileAtomic(dst, grid); err != nil {
+				if err := ckpt.WriteFileAtomic(dst, grid); err != nil {
 					return err
 				}
 				fmt.Fprintf(stdout, "reconstruction: %s\n", dst)

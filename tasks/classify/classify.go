@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/gomlx/compute/dtypes"
@@ -18,10 +17,9 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/initializer"
-	"github.com/gomlx/gomlx/ml/train"
 
-	"github.com/peco-dev/peco/backbones/vit"
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/data"
 	_ "github.com/peco-dev/peco/losses" // the default loss, cross_entropy
 	"github.com/peco-dev/peco/optim"
@@ -34,18 +32,18 @@ type DataConfig = data.Splits
 
 // Config configures the classification task.
 type Config struct {
-	core.LoopConfig `mapstructure:",squash"`
-	Data            DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
-	Backbone        registry.Spec[core.Backbone]   `mapstructure:"backbone" doc:"feature network"`
-	Pretrained      string                         `mapstructure:"pretrained" doc:"checkpoint (.ckpt, run directory or runs/<name>) whose /backbone weights initialise the backbone; empty = from scratch"`
-	LayerDecay      float64                        `mapstructure:"layer_decay" doc:"layer-wise lr decay (BEiT fine-tuning: 0.65; 1 = off; vit backbones)"`
-	Pool            string                         `mapstructure:"pool" doc:"features fed to the head: mean (patch tokens, then LayerNorm, as BEiT) or cls"`
-	Mode            string                         `mapstructure:"mode" doc:"finetune (train everything) or linear_probe (frozen backbone, linear head on one layer's features)"`
-	ProbeLayer      int                            `mapstructure:"probe_layer" doc:"linear_probe: block whose output is probed (-1 = the final normed tokens)"`
-	Mix             MixConfig                      `mapstructure:"mix" doc:"Mixup/CutMix on training batches"`
-	Erasing         ErasingConfig                  `mapstructure:"erasing" doc:"random erasing on training images"`
-	Loss            registry.Spec[core.Loss]       `mapstructure:"loss" doc:"classification loss"`
-	Optimizer       registry.Spec[optim.Optimizer] `mapstructure:"optimizer" doc:"optimizer and lr schedule"`
+	run.LoopConfig `mapstructure:",squash"`
+	Data           DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
+	Backbone       registry.Spec[core.Backbone]   `mapstructure:"backbone" doc:"feature network"`
+	From           string                         `mapstructure:"from" doc:"an earlier run (a mim or classification run: runs/<name>, a run directory or a .ckpt) whose /backbone weights initialise the backbone; empty = from scratch"`
+	LayerDecay     float64                        `mapstructure:"layer_decay" doc:"layer-wise lr decay (BEiT fine-tuning: 0.65; 1 = off; vit backbones)"`
+	Pool           string                         `mapstructure:"pool" doc:"features fed to the head: mean (patch tokens, then LayerNorm, as BEiT) or cls"`
+	Mode           string                         `mapstructure:"mode" doc:"finetune (train everything) or linear_probe (frozen backbone, linear head on one layer's features)"`
+	ProbeLayer     int                            `mapstructure:"probe_layer" doc:"linear_probe: block whose output is probed (-1 = the final normed tokens)"`
+	Mix            MixConfig                      `mapstructure:"mix" doc:"Mixup/CutMix on training batches"`
+	Erasing        ErasingConfig                  `mapstructure:"erasing" doc:"random erasing on training images"`
+	Loss           registry.Spec[core.Loss]       `mapstructure:"loss" doc:"classification loss"`
+	Optimizer      registry.Spec[optim.Optimizer] `mapstructure:"optimizer" doc:"optimizer and lr schedule"`
 }
 
 // Validate checks the task-level keys.
@@ -77,13 +75,18 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// RetiredKeys names the former keys of the task.
+func (c *Config) RetiredKeys() map[string]string {
+	return map[string]string{"pretrained": "the pre-trained run is now `from: RUN`"}
+}
+
 // DefaultConfig trains for one epoch with AdamW (lr 1e-3, cosine) and
 // cross-entropy, mean pooling.
 func DefaultConfig() Config {
 	opt := optim.DefaultAdamW()
 	opt.LR = 1e-3
 	return Config{
-		LoopConfig: core.DefaultLoop(),
+		LoopConfig: run.DefaultLoop(),
 		Data:       data.DefaultSplits(),
 		Pool:       "mean",
 		Mode:       ModeFinetune,
@@ -122,116 +125,30 @@ type example struct {
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	trainDS, valDS, err := cfg.Data.Open(env.Seed)
+	l, err := data.OpenLoaders(cfg.Data, env.Seed, func(s data.Sample, v, _ *data.Image, norm data.Normalizer, r *rand.Rand, train bool) (example, error) {
+		pix := norm.Apply(v, nil)
+		if train {
+			cfg.Erasing.Apply(r, pix, v.H, v.W, v.C)
+		}
+		return example{pix: pix, label: int32(s.Label)}, nil
+	}, data.LoaderOptions{})
 	if err != nil {
 		return err
 	}
-	numClasses := len(trainDS.Classes())
+	defer l.Close()
+	numClasses := len(l.TrainSet.Classes())
 	if numClasses < 2 {
 		return fmt.Errorf("data.train: %d classes, need at least 2", numClasses)
 	}
-	backbone, err := cfg.Backbone.Build()
+	size, channels, steps := cfg.Data.Augment.Size, l.Channels, l.Steps
+	ts, err := NewTrainStep(env.Backend, cfg, env.Seed, numClasses, cfg.Epochs*steps)
 	if err != nil {
 		return err
 	}
-	loss, err := cfg.Loss.Build()
-	if err != nil {
-		return err
+	if ts.From != nil {
+		env.Printf("backbone initialised from %s\n", ts.From.Checkpoint)
 	}
-	opt, err := cfg.Optimizer.Build()
-	if err != nil {
-		return err
-	}
-	aug, err := cfg.Data.Augment.Compile()
-	if err != nil {
-		return fmt.Errorf("data.augment: %w", err)
-	}
-	norm := aug.Normalizer()
-	size := cfg.Data.Augment.Size
-
-	probe, err := trainDS.Sample(0)
-	if err != nil {
-		return fmt.Errorf("data.train: %w", err)
-	}
-	channels := probe.Image.C
-	trainPipe, err := data.NewPipeline(trainDS, func(s data.Sample, r *rand.Rand) (example, error) {
-		v, _, err := aug.Train(s.Image, r)
-		if err != nil {
-			return example{}, fmt.Errorf("%s: %w", s.Path, err)
-		}
-		pix := norm.Apply(v, nil)
-		cfg.Erasing.Apply(r, pix, v.H, v.W, v.C)
-		return example{pix: pix, label: int32(s.Label)}, nil
-	}, cfg.Data.TrainPipeline(env.Seed))
-	if err != nil {
-		return fmt.Errorf("data.train: %w", err)
-	}
-	defer trainPipe.Close()
-	valPipe, err := data.NewPipeline(valDS, func(s data.Sample, _ *rand.Rand) (example, error) {
-		v, _, err := aug.Eval(s.Image)
-		if err != nil {
-			return example{}, fmt.Errorf("%s: %w", s.Path, err)
-		}
-		return example{pix: norm.Apply(v, nil), label: int32(s.Label)}, nil
-	}, cfg.Data.EvalPipeline(env.Seed))
-	if err != nil {
-		return fmt.Errorf("data.val: %w", err)
-	}
-	defer valPipe.Close()
-	steps := trainPipe.BatchesPerEpoch()
-	if steps == 0 {
-		return fmt.Errorf("data.train: %d samples is less than one batch of %d", trainDS.Len(), cfg.Data.BatchSize)
-	}
-
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, env.Seed)
-	net := &Network{Backbone: backbone, NumClasses: numClasses, Pool: cfg.Pool, Frozen: cfg.Mode == ModeLinearProbe, ProbeLayer: cfg.ProbeLayer}
-	adamw := opt.New()
-	if cfg.LayerDecay != 1 {
-		v, ok := backbone.(*vit.ViT)
-		if !ok {
-			return fmt.Errorf("layer_decay needs a vit backbone, got %s", cfg.Backbone.Type)
-		}
-		depth := v.Config().Depth
-		adamw.LRScale = optim.LayerDecay(cfg.LayerDecay, depth, func(p string) int { return vit.LayerID(p, depth) })
-	}
-	if cfg.Pretrained != "" {
-		path, _, err := core.ResolveCheckpoint(cfg.Pretrained)
-		if err != nil {
-			return fmt.Errorf("pretrained: %w", err)
-		}
-		ck, err := core.LoadCheckpoint(path)
-		if err != nil {
-			return fmt.Errorf("pretrained: %w", err)
-		}
-		if err := ck.RestoreInto(store, "/backbone", "/backbone"); err != nil {
-			return fmt.Errorf("pretrained: %w", err)
-		}
-		env.Printf("backbone initialised from %s (step %d)\n", path, ck.Step)
-	}
-	if net.Frozen {
-		adamw.Trainable = func(p string) bool { return strings.HasPrefix(p, "/head/") }
-	}
-	mixing := cfg.Mix.Enabled()
-	smoothing := 0.0
-	if sm, ok := loss.(interface{ Smoothing() float64 }); ok {
-		smoothing = sm.Smoothing()
-	}
-	trainer := train.NewTrainer(env.Backend, store,
-		func(scope *model.Scope, images *Node) *Node {
-			return net.Logits(scope, images, scope.IsTraining(images.Graph()))
-		},
-		func(labels, preds []*Node) *Node {
-			in := map[string]*Node{"logits": preds[0], "labels": labels[0]}
-			if mixing {
-				in = map[string]*Node{"logits": preds[0], "targets": labels[0]}
-			}
-			l, err := loss.Compute(nil, in)
-			if err != nil {
-				panic(err)
-			}
-			return MulScalar(l, loss.Weight())
-		}, adamw, nil, nil)
+	store, net := ts.Store, ts.Net
 	evalExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) *Node {
 		return net.Logits(scope, images, false)
 	})
@@ -240,44 +157,34 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 
 	env.Printf("classification: %d classes, %d train / %d val images, %dx%dx%d input, %d steps/epoch x %d epochs\n",
-		numClasses, trainDS.Len(), valDS.Len(), size, size, channels, steps, cfg.Epochs)
-	loop := &core.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
+		numClasses, l.TrainSet.Len(), l.ValSet.Len(), size, size, channels, steps, cfg.Epochs)
+	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
 	st, err := loop.Restore()
 	if err != nil {
 		return err
 	}
-	total := cfg.Epochs * steps
-	loop.Step = func(s *core.LoopState) (map[string]float64, error) {
-		b, err := trainPipe.BatchAt(data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
+	loop.Step = func(s *run.LoopState) (map[string]float64, error) {
+		b, err := l.Train.BatchAt(data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
 		if err != nil {
 			return nil, err
 		}
-		images, labels := toTensors(b.Items, size, channels)
-		if mixing {
-			pix := tensors.MustCopyFlatData[float32](images)
-			lab := tensors.MustCopyFlatData[int32](labels)
+		batch := Batch{B: len(b.Items)}
+		for _, it := range b.Items {
+			batch.Images = append(batch.Images, it.pix...)
+			batch.Labels = append(batch.Labels, it.label)
+		}
+		if ts.Mixing() {
 			r := data.StreamRNG(env.Seed, mixStream, s.Epoch, s.Batch)
-			targets := cfg.Mix.MixBatch(r, pix, lab, size, size, channels, numClasses, smoothing)
-			images = tensors.FromFlatDataAndDimensions(pix, len(lab), size, size, channels)
-			labels = tensors.FromFlatDataAndDimensions(targets, len(lab), numClasses)
+			batch.Targets = cfg.Mix.MixBatch(r, batch.Images, batch.Labels, size, size, channels, numClasses, ts.Smoothing)
 		}
-		lr := opt.BaseLR() * opt.Schedule().Factor(int(s.Step), total)
-		if err := optim.SetLR(store, lr); err != nil {
-			return nil, err
-		}
-		m, err := trainer.TrainStep(train.Batch{Inputs: []*tensors.Tensor{images}, Labels: []*tensors.Tensor{labels}})
-		if err != nil {
-			return nil, err
-		}
-		lossV := float64(tensors.ToScalar[float32](m[0]))
-		return map[string]float64{"loss": lossV, "lr": lr, "grad_norm": optim.GradNorm(store)}, nil
+		return ts.Run(batch, int(s.Step))
 	}
 	loop.Status = func(m map[string]float64) string { return fmt.Sprintf("loss %.4f", m["loss"]) }
 	var last map[string]float64
 	loop.EndEpoch = func(epoch int) (map[string]float64, float64, error) {
-		trainPipe.Stop() // free the workers for evaluation
+		l.Train.Stop() // free the workers for evaluation
 		t0 := time.Now()
-		top1, top5, conf, err := evaluate(evalExec, valPipe, size, channels, numClasses)
+		top1, top5, conf, err := evaluate(evalExec, l.Val, size, channels, numClasses)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -287,10 +194,10 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 			}
 		}
 		m := map[string]float64{"top1": top1, "top5": top5, "eval_seconds": time.Since(t0).Seconds()}
-		for k, v := range trainPipe.Stats().Metrics("data_") {
+		for k, v := range l.Train.Stats().Metrics("data_") {
 			m[k] = v
 		}
-		if n := trainPipe.Skipped(); n > 0 {
+		if n := l.Train.Skipped(); n > 0 {
 			env.Printf("warning: %d bad training samples were replaced (see data_skipped in metrics.jsonl)\n", n)
 		}
 		env.Printf("epoch %d: val top-1 %.2f%%  top-5 %.2f%%\n", epoch, 100*top1, 100*top5)
@@ -307,8 +214,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	for k, v := range last {
 		summary["final_"+k] = v
 	}
-	env.Printf("done: best val top-1 %.2f%% (epoch %d), run directory %s\n", 100*st.Best, st.BestEpoch, env.Run.Dir)
-	return env.Run.SetSummary(summary)
+	env.Printf("done: best val top-1 %.2f%% (epoch %d), run directory %s\n", 100*st.Best, st.BestEpoch, env.Dir)
+	return env.Record.SetSummary(summary)
 }
 
 // Network is a backbone with a pooled linear classification head.

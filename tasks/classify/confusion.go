@@ -7,7 +7,7 @@ import (
 	"image/color"
 	"image/png"
 
-	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 )
 
 // maxConfusionClasses is the largest class count drawn as a confusion matrix.
@@ -42,5 +42,5 @@ func writeConfusion(path string, conf [][]int) error {
 	if err := png.Encode(&buf, img); err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	return core.WriteFileAtomic(path, buf.Bytes())
+	return ckpt.WriteFileAtomic(path, buf.Bytes())
 }

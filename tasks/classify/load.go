@@ -2,7 +2,6 @@ package classify
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/gomlx/compute"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
@@ -10,8 +9,8 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/data"
-	"github.com/peco-dev/peco/registry"
 )
 
 // Trained is a classifier loaded from a run of the classification task, for
@@ -28,37 +27,32 @@ type Trained struct {
 }
 
 // LoadTrained loads the network of a classification run: ref is a
-// checkpoint file, a run directory or runs/<name> (see core.ResolveCheckpoint);
-// the architecture comes from the run's config.yaml.
+// checkpoint file, a run directory or runs/<name> (see ckpt.Resolve); the
+// architecture comes from the run's config.yaml.
 func LoadTrained(ref string) (*Trained, error) {
-	ckpt, runDir, err := core.ResolveCheckpoint(ref)
+	r, err := ckpt.OpenRun(ref)
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := filepath.Join(runDir, core.ConfigFile)
-	tree, err := registry.LoadFile(cfgPath)
+	spec, err := ckpt.Spec[core.Task](r, "task")
 	if err != nil {
-		return nil, fmt.Errorf("reading the classification run's config: %w", err)
-	}
-	spec, err := registry.DecodeSpecAt[core.Task](tree, "task")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfgPath, err)
+		return nil, err
 	}
 	cfg, ok := spec.Config.(*Config)
 	if !ok {
-		return nil, fmt.Errorf("%s: task %q is not a classification run", cfgPath, spec.Type)
+		return nil, fmt.Errorf("run %s: task %q is not a classification run", ref, spec.Type)
 	}
 	backbone, err := cfg.Backbone.Build()
 	if err != nil {
-		return nil, fmt.Errorf("%s: task.backbone: %w", cfgPath, err)
+		return nil, fmt.Errorf("run %s: task.backbone: %w", ref, err)
 	}
-	ck, err := core.LoadCheckpoint(ckpt)
+	ck, err := r.Weights()
 	if err != nil {
 		return nil, err
 	}
 	head, ok := ck.Variables["/head/weight"]
 	if !ok || head.Shape().Rank() != 2 {
-		return nil, fmt.Errorf("checkpoint %s: no /head/weight [dim, classes]", ckpt)
+		return nil, fmt.Errorf("checkpoint %s: no /head/weight [dim, classes]", r.Checkpoint)
 	}
 	store := model.NewStore()
 	if err := ck.Restore(store); err != nil {
@@ -67,7 +61,7 @@ func LoadTrained(ref string) (*Trained, error) {
 	net := &Network{Backbone: backbone, NumClasses: head.Shape().Dimensions[1], Pool: cfg.Pool,
 		Frozen: cfg.Mode == ModeLinearProbe, ProbeLayer: cfg.ProbeLayer}
 	return &Trained{Net: net, Store: store, ImageSize: cfg.Data.Augment.Size, NumClasses: net.NumClasses,
-		Normalize: cfg.Data.Augment.Normalize, Checkpoint: ckpt}, nil
+		Normalize: cfg.Data.Augment.Normalize, Checkpoint: r.Checkpoint}, nil
 }
 
 // Logits classifies n images (HWC float32, n x size x size x ch, normalised

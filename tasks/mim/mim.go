@@ -1,52 +1,50 @@
 // Package mim is BEiT/PeCo masked-image-modeling pre-training (task "mim"):
-// each image is cropped once into two views (the model's and the
-// tokenizer's, same crop and flip), a blockwise mask hides about 40% of the
-// patches behind the backbone's [MASK] token, and a linear head on the
-// masked patches' features predicts the frozen tokenizer's tokens of those
-// patches (cross-entropy), or their pixels (L2) with the "pixels" tokenizer.
-// The backbone's weights are checkpointed under scope "/backbone" for the
-// classification task to load.
+// each image is cropped once into two views (the model's and the target's,
+// same crop and flip), a blockwise mask hides about 40% of the patches
+// behind the backbone's [MASK] token, and a linear head on the masked
+// patches' features predicts the target of those patches: the `target:`
+// component (the tokens of a frozen tokenizer run, or pixels), scored by
+// the `loss:` component (cross_entropy for tokens, l2 for pixels unless
+// set). Token targets are computed in each training step, or once before
+// training and cached (target precompute). The backbone's weights are
+// checkpointed under scope "/backbone" for the classification task to load.
 package mim
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"math/rand/v2"
-	"strings"
 	"time"
 
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
-	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
-
-	"github.com/peco-dev/peco/backbones/vit"
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/data"
+	_ "github.com/peco-dev/peco/losses" // the default losses: cross_entropy, l2
 	"github.com/peco-dev/peco/optim"
 	"github.com/peco-dev/peco/registry"
-	"github.com/peco-dev/peco/tokenizers"
+	_ "github.com/peco-dev/peco/targets" // the targets: tokens, pixels
 )
 
 // DataConfig selects the splits and their processing: the training tasks'
-// shared data section (augment.second_size is the tokenizer view's side; 0:
-// the model's view) plus the tokenizer view's normalisation.
+// shared data section (augment.second_size is the target view's side; 0:
+// the model's view) plus the target view's normalisation.
 type DataConfig struct {
 	data.Splits `mapstructure:",squash"`
-	// TargetNormalize is the normalization of the tokenizer's view.
-	TargetNormalize string `mapstructure:"target_normalize" doc:"normalization of the tokenizer view: half ([-1,1], what the vqvae/dvae tokenizers take), none ([0,1]) or imagenet"`
+	// TargetNormalize is the normalization of the target view.
+	TargetNormalize string `mapstructure:"target_normalize" doc:"normalization of the target view: half ([-1,1], what the vqvae/dvae tokenizers take), none ([0,1]) or imagenet"`
 }
 
 // Config configures the MIM task.
 type Config struct {
-	core.LoopConfig `mapstructure:",squash"`
-	Data            DataConfig                        `mapstructure:"data" doc:"datasets, two-view augmentation and batching"`
-	Backbone        registry.Spec[core.Backbone]      `mapstructure:"backbone" doc:"the network pre-trained (a vit; its weights are saved under /backbone)"`
-	Tokenizer       registry.Spec[core.Tokenizer]     `mapstructure:"tokenizer" doc:"the target: a frozen tokenizer (e.g. {type: pretrained, checkpoint: runs/...}: cross-entropy over its tokens) or pixels (L2 on patch pixels)"`
-	Masker          registry.Spec[data.MaskerFactory] `mapstructure:"masker" doc:"masking generator; the number of masked patches must be exact (fixed graph shapes)"`
-	PredictAll      bool                              `mapstructure:"predict_all" doc:"score every patch, not only the masked ones (BEiT's ablation)"`
-	Optimizer       registry.Spec[optim.Optimizer]    `mapstructure:"optimizer" doc:"optimizer and lr schedule (BEiT: AdamW 1.5e-3, wd 0.05, clip 3, cosine)"`
+	run.LoopConfig `mapstructure:",squash"`
+	Data           DataConfig                        `mapstructure:"data" doc:"datasets, two-view augmentation and batching"`
+	Backbone       registry.Spec[core.Backbone]      `mapstructure:"backbone" doc:"the network pre-trained (a vit; its weights are saved under /backbone)"`
+	Target         registry.Spec[core.Target]        `mapstructure:"target" doc:"what is predicted per masked patch: {type: tokens, from: RUN} (a tokenizer run's tokens) or {type: pixels}"`
+	Loss           registry.Spec[core.Loss]          `mapstructure:"loss" doc:"the MIM loss; unset: cross_entropy for token targets, l2 for pixels"`
+	Masker         registry.Spec[data.MaskerFactory] `mapstructure:"masker" doc:"masking generator; the number of masked patches must be exact (fixed graph shapes)"`
+	PredictAll     bool                              `mapstructure:"predict_all" doc:"score every patch, not only the masked ones (BEiT's ablation)"`
+	Optimizer      registry.Spec[optim.Optimizer]    `mapstructure:"optimizer" doc:"optimizer and lr schedule (BEiT: AdamW 1.5e-3, wd 0.05, clip 3, cosine)"`
 }
 
 // Validate checks the task-level keys.
@@ -57,8 +55,8 @@ func (c *Config) Validate() error {
 	if err := c.Data.Splits.Validate(); err != nil {
 		return err
 	}
-	if !c.Backbone.IsSet() || !c.Tokenizer.IsSet() || !c.Masker.IsSet() {
-		return errors.New("backbone, tokenizer and masker must be set")
+	if !c.Backbone.IsSet() || !c.Target.IsSet() || !c.Masker.IsSet() {
+		return errors.New("backbone, target and masker must be set")
 	}
 	if _, err := data.NewNormalizer(c.Data.TargetNormalize); err != nil {
 		return fmt.Errorf("data.target_normalize: %w", err)
@@ -66,35 +64,49 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// RetiredKeys names the former keys of the task.
+func (c *Config) RetiredKeys() map[string]string {
+	return map[string]string{
+		"tokenizer": "the MIM target is now `target:` — {type: tokens, from: RUN} for the tokens of a tokenizer run, {type: pixels} for pixels",
+	}
+}
+
 // DefaultConfig is BEiT's pre-training recipe at small scale: blockwise
 // masking of 40% of the patches (exact count), AdamW lr 1.5e-3, betas (0.9,
 // 0.999), weight decay 0.05 (not on biases, norms, cls/mask tokens, position
 // embeddings, relative position tables), clipping 3.0, cosine schedule with
-// warm-up, colour jitter 0.4; the tokenizer view in [-1, 1] (the
-// tokenizers' convention); pixel targets until a tokenizer is named.
+// warm-up, colour jitter 0.4; the target view in [-1, 1] (the tokenizers'
+// convention); pixel targets until a tokenizer run is named.
 func DefaultConfig() Config {
 	opt := optim.DefaultAdamW()
 	aug := data.DefaultAugmentConfig()
 	aug.ColorJitter = data.DefaultColorJitter()
 	aug.Scale = [2]float64{0.08, 1}
 	return Config{
-		LoopConfig: core.DefaultLoop(),
+		LoopConfig: run.DefaultLoop(),
 		Data: DataConfig{
 			Splits:          data.Splits{Augment: aug, BatchSize: 64, EvalBatch: 128, Cache: data.DefaultCacheConfig()},
 			TargetNormalize: data.NormalizeHalf,
 		},
-		Tokenizer: registry.Spec[core.Tokenizer]{Type: "pixels", Config: registry.MustDefaults(core.Tokenizers, "pixels")},
+		Target:    registry.Spec[core.Target]{Type: "pixels", Config: registry.MustDefaults(core.Targets, "pixels")},
 		Masker:    registry.Spec[data.MaskerFactory]{Type: "blockwise", Config: registry.MustDefaults(data.Maskers, "blockwise")},
 		Optimizer: registry.Spec[optim.Optimizer]{Type: "adamw", Config: &opt},
 	}
 }
 
-// The default target, "pixels", is registered by package tokenizers.
-var _ = tokenizers.DefaultPixels
+// DefaultLoss is the MIM loss used when the config sets none:
+// cross_entropy for discrete targets, l2 for continuous ones.
+func DefaultLoss(discrete bool) registry.Spec[core.Loss] {
+	name := "l2"
+	if discrete {
+		name = "cross_entropy"
+	}
+	return registry.Spec[core.Loss]{Type: name, Config: registry.MustDefaults(core.Losses, name)}
+}
 
 func init() {
 	registry.Register(core.Tasks, "mim",
-		"BEiT/PeCo masked image modeling: predict a frozen tokenizer's tokens (or pixels) of masked patches",
+		"BEiT/PeCo masked image modeling: predict the target (a frozen tokenizer's tokens, or pixels) of masked patches",
 		DefaultConfig, func(c Config) (core.Task, error) { return &Task{cfg: c}, nil })
 }
 
@@ -103,114 +115,62 @@ type Task struct {
 	cfg Config
 }
 
-// example is one transformed sample: both views, normalised, and its mask.
+// example is one transformed sample: the model's view, the target view
+// (or the sample's precomputed tokens) and its mask.
 type example struct {
 	pix, tpix []float32
+	tokens    []int32
 	mask      []bool
-}
-
-// restorer is implemented by tokenizers trained elsewhere
-// (core.PretrainedTokenizer): it loads their weights, frozen.
-type restorer interface {
-	Restore(store *model.Store, scope string) error
-}
-
-// gridder is implemented by backbones that know their patch grid (vit).
-type gridder interface {
-	Config() vit.Config
 }
 
 // setup is everything Run builds before training; tests use it too.
 type setup struct {
-	cfg                   Config
-	net                   *Network
-	opt                   optim.Optimizer
-	adamw                 *optim.AdamW
-	masker                data.Masker
-	size, tsize, channels int
-	trainDS, valDS        data.Dataset
-	trainPipe, valPipe    *data.Pipeline[example]
-	// restore loads a pre-trained tokenizer's weights; nil for pixels or a
-	// tokenizer used as built (it stays frozen at its initialisation).
-	restore restorer
+	cfg     Config
+	step    *TrainStep
+	masker  data.Masker
+	loaders *data.Loaders[example]
+	// cache holds precomputed tokens (nil: computed in the step).
+	cache *tokenCache
 }
 
 func (s *setup) close() {
-	if s.trainPipe != nil {
-		s.trainPipe.Close()
-	}
-	if s.valPipe != nil {
-		s.valPipe.Close()
+	if s.loaders != nil {
+		s.loaders.Close()
 	}
 }
 
-// newSetup opens the data and builds the components.
-func newSetup(cfg Config, seed int64) (*setup, error) {
+// newSetup builds the components and opens the data.
+func newSetup(env *core.Env, cfg Config) (*setup, error) {
 	s := &setup{cfg: cfg}
+	// The schedule's length needs the number of steps, set once the data is
+	// open.
 	var err error
-	if s.trainDS, s.valDS, err = cfg.Data.Open(seed); err != nil {
+	if s.step, err = NewTrainStep(env.Backend, cfg, env.Seed, 0, false); err != nil {
 		return nil, err
 	}
-	backbone, err := cfg.Backbone.Build()
-	if err != nil {
-		return nil, fmt.Errorf("backbone: %w", err)
+	views := 0
+	src, precomputed := s.step.Net.Target.(core.TokenSource)
+	if precomputed {
+		views = src.PrecomputedViews()
 	}
-	gb, ok := backbone.(gridder)
-	if !ok {
-		return nil, fmt.Errorf("backbone %q does not report its patch grid (mim needs a vit)", cfg.Backbone.Type)
-	}
-	vc := gb.Config()
-	grid := vc.GridSize()
-	tok, err := cfg.Tokenizer.Build()
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
+	net := s.step.Net
 	maskF, err := cfg.Masker.Build()
 	if err != nil {
 		return nil, fmt.Errorf("masker: %w", err)
 	}
-	if s.masker, err = maskF.New(grid, grid); err != nil {
+	if s.masker, err = maskF.New(net.GridH, net.GridW); err != nil {
 		return nil, fmt.Errorf("masker: %w", err)
 	}
-	numMasked := maskF.Count(grid, grid)
-	if s.opt, err = cfg.Optimizer.Build(); err != nil {
-		return nil, fmt.Errorf("optimizer: %w", err)
-	}
-	aug, err := cfg.Data.Augment.Compile()
-	if err != nil {
-		return nil, fmt.Errorf("data.augment: %w", err)
-	}
-	if cfg.Data.Augment.Size != vc.ImageSize {
-		return nil, fmt.Errorf("data.augment.size %d differs from the backbone's image_size %d", cfg.Data.Augment.Size, vc.ImageSize)
-	}
-	norm := aug.Normalizer()
 	tnorm, _ := data.NewNormalizer(cfg.Data.TargetNormalize)
-	s.size = cfg.Data.Augment.Size
-	s.tsize = cfg.Data.Augment.SecondSize
-	if s.tsize == 0 {
-		s.tsize = s.size
+	masker, numMasked := s.masker, net.NumMasked
+	opts := data.LoaderOptions{SplitStream: true, ValDropLast: true}
+	if views > 0 {
+		seed := env.Seed
+		opts.TrainView = func(smp data.Sample, a *data.Augmenter, _ *rand.Rand) (*data.Image, *data.Image, error) {
+			return a.Train(smp.Image, data.StreamRNG(seed, data.StreamFixedView, smp.Epoch%views, smp.Index))
+		}
 	}
-	probe, err := s.trainDS.Sample(0)
-	if err != nil {
-		return nil, fmt.Errorf("data.train: %w", err)
-	}
-	s.channels = probe.Image.C
-	if s.channels != vc.InChannels {
-		return nil, fmt.Errorf("data.train has %d channels, the backbone's in_channels is %d", s.channels, vc.InChannels)
-	}
-	target, err := NewTarget(tok, s.tsize, s.channels, grid, grid)
-	if err != nil {
-		return nil, fmt.Errorf("tokenizer: %w", err)
-	}
-	s.net = &Network{Backbone: backbone, Target: target, GridH: grid, GridW: grid, NumMasked: numMasked, PredictAll: cfg.PredictAll}
-	s.adamw = s.opt.New()
-	s.adamw.Trainable = func(p string) bool { return !strings.HasPrefix(p, "/"+TokenizerScope+"/") }
-	if r, ok := tok.(restorer); ok {
-		s.restore = r
-	}
-
-	masker := s.masker
-	build := func(s0 data.Sample, view, second *data.Image, mr *rand.Rand) (example, error) {
+	build := func(smp data.Sample, view, second *data.Image, norm data.Normalizer, mr *rand.Rand, train bool) (example, error) {
 		if second == nil {
 			second = view
 		}
@@ -223,128 +183,86 @@ func newSetup(cfg Config, seed int64) (*setup, error) {
 				}
 			}
 			if n != numMasked {
-				return example{}, fmt.Errorf("%s: the masker masked %d patches, want exactly %d (set exact: true)", s0.Path, n, numMasked)
+				return example{}, fmt.Errorf("%s: the masker masked %d patches, want exactly %d (set exact: true)", smp.Path, n, numMasked)
 			}
 		}
-		return example{pix: norm.Apply(view, nil), tpix: tnorm.Apply(second, nil), mask: mask}, nil
-	}
-	if s.trainPipe, err = data.NewPipeline(s.trainDS, func(smp data.Sample, r *rand.Rand) (example, error) {
-		mr := data.SplitRNG(r) // masking does not depend on how much the augmentation draws
-		v, second, err := aug.Train(smp.Image, r)
+		ex := example{pix: norm.Apply(view, nil), mask: mask}
+		if s.cache == nil {
+			ex.tpix = tnorm.Apply(second, nil)
+			return ex, nil
+		}
+		var err error
+		if train {
+			ex.tokens, err = s.cache.train.tokensOf(smp.Epoch%views, smp.Index)
+		} else {
+			ex.tokens, err = s.cache.val.tokensOf(0, smp.Index)
+		}
 		if err != nil {
 			return example{}, fmt.Errorf("%s: %w", smp.Path, err)
 		}
-		return build(smp, v, second, mr)
-	}, cfg.Data.TrainPipeline(seed)); err != nil {
-		return nil, fmt.Errorf("data.train: %w", err)
+		return ex, nil
 	}
-	valCfg := cfg.Data.EvalPipeline(seed)
-	valCfg.DropLast = true // every validation batch has the graph's fixed shape
-	if s.valPipe, err = data.NewPipeline(s.valDS, func(smp data.Sample, r *rand.Rand) (example, error) {
-		mr := data.SplitRNG(r)
-		v, second, err := aug.Eval(smp.Image)
-		if err != nil {
-			return example{}, fmt.Errorf("%s: %w", smp.Path, err)
-		}
-		return build(smp, v, second, mr)
-	}, valCfg); err != nil {
+	if s.loaders, err = data.OpenLoaders(cfg.Data.Splits, env.Seed, build, opts); err != nil {
+		return nil, err
+	}
+	if s.loaders.Channels != s.step.Channels {
 		s.close()
-		return nil, fmt.Errorf("data.val: %w", err)
+		return nil, fmt.Errorf("data.train has %d channels, the backbone takes %d", s.loaders.Channels, s.step.Channels)
+	}
+	s.step.totalSteps = cfg.Epochs * s.loaders.Steps
+	if views > 0 {
+		if s.cache, err = precompute(env, cfg, src, s.loaders, s.step, views); err != nil {
+			s.close()
+			return nil, fmt.Errorf("target: precompute: %w", err)
+		}
 	}
 	return s, nil
 }
 
-// newStore makes the model store, with the pre-trained tokenizer's weights
-// loaded (frozen) under /tokenizer.
-func (s *setup) newStore(seed int64) (*model.Store, error) {
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, seed)
-	if s.restore != nil {
-		if err := s.restore.Restore(store, "/"+TokenizerScope); err != nil {
-			return nil, fmt.Errorf("tokenizer: %w", err)
-		}
+// batch packs examples into the step's input.
+func (s *setup) batch(items []example) Batch {
+	b := Batch{B: len(items)}
+	for _, it := range items {
+		b.Images = append(b.Images, it.pix...)
+		b.View = append(b.View, it.tpix...)
+		b.Tokens = append(b.Tokens, it.tokens...)
+		b.Mask = append(b.Mask, it.mask...)
 	}
-	return store, nil
-}
-
-// trainExec builds the training step: loss and masked-token hits, with the
-// AdamW update.
-func (s *setup) trainExec(env *core.Env, store *model.Store) (*model.Exec, error) {
-	return model.NewExec(env.Backend, store, func(scope *model.Scope, in []*Node) []*Node {
-		loss, correct := s.net.Loss(scope, in[0], in[1], in[2], in[3], true)
-		s.adamw.UpdateGraph(scope, loss.Graph(), loss)
-		return []*Node{loss, correct}
-	})
-}
-
-// evalExec builds the evaluation step (no update, no drop path).
-func (s *setup) evalExec(env *core.Env, store *model.Store) (*model.Exec, error) {
-	return model.NewExec(env.Backend, store, func(scope *model.Scope, in []*Node) []*Node {
-		loss, correct := s.net.Loss(scope, in[0], in[1], in[2], in[3], false)
-		return []*Node{loss, correct}
-	})
+	return b
 }
 
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	s, err := newSetup(cfg, env.Seed)
+	s, err := newSetup(env, cfg)
 	if err != nil {
 		return err
 	}
 	defer s.close()
-	steps := s.trainPipe.BatchesPerEpoch()
-	if steps == 0 {
-		return fmt.Errorf("data.train: %d samples is less than one batch of %d", s.trainDS.Len(), cfg.Data.BatchSize)
+	net, l := s.step.Net, s.loaders
+	tokens := net.Target.Discrete()
+	kind := "pixels"
+	if tokens {
+		kind = "tokens"
+		if s.cache != nil {
+			kind = fmt.Sprintf("precomputed tokens (%d views/image)", s.cache.train.views)
+		}
 	}
-	if s.valPipe.BatchesPerEpoch() == 0 {
-		return fmt.Errorf("data.val: %d samples is less than one batch of %d", s.valDS.Len(), cfg.Data.EvalBatch)
-	}
-	store, err := s.newStore(env.Seed)
-	if err != nil {
-		return err
-	}
-	trainExec, err := s.trainExec(env, store)
-	if err != nil {
-		return fmt.Errorf("building the training graph: %w", err)
-	}
-	evalExec, err := s.evalExec(env, store)
-	if err != nil {
-		return fmt.Errorf("building the evaluation graph: %w", err)
-	}
-	tokens := s.net.Target.Kind() == TargetTokens
-	env.Printf("mim: %s targets (dim %d), %d train / %d val images, %dx%dx%d view, %d-pixel tokenizer view, %dx%d patches, %d masked, %d steps/epoch x %d epochs\n",
-		s.net.Target.Kind(), s.net.Target.Dim(), s.trainDS.Len(), s.valDS.Len(), s.size, s.size, s.channels, s.tsize,
-		s.net.GridH, s.net.GridW, s.net.NumMasked, steps, cfg.Epochs)
+	env.Printf("mim: %s targets (dim %d), loss %s, %d train / %d val images, %dx%dx%d view, %d-pixel target view, %dx%d patches, %d masked, %d steps/epoch x %d epochs\n",
+		kind, net.Dim, lossName(cfg, tokens), l.TrainSet.Len(), l.ValSet.Len(), s.step.Size, s.step.Size, s.step.Channels, s.step.ViewSize,
+		net.GridH, net.GridW, net.NumMasked, l.Steps, cfg.Epochs)
 
-	loop := &core.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
+	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: s.step.Store, StepsPerEpoch: l.Steps, BatchSize: cfg.Data.BatchSize}
 	st, err := loop.Restore()
 	if err != nil {
 		return err
 	}
-	total := cfg.Epochs * steps
-	loop.Step = func(ls *core.LoopState) (map[string]float64, error) {
-		b, err := s.trainPipe.BatchAt(data.Position{Epoch: ls.Epoch, Batch: ls.Batch}, cfg.Epochs)
+	loop.Step = func(ls *run.LoopState) (map[string]float64, error) {
+		b, err := l.Train.BatchAt(data.Position{Epoch: ls.Epoch, Batch: ls.Batch}, cfg.Epochs)
 		if err != nil {
 			return nil, err
 		}
-		lr := s.opt.BaseLR() * s.opt.Schedule().Factor(int(ls.Step), total)
-		if err := optim.SetLR(store, lr); err != nil {
-			return nil, err
-		}
-		out, err := trainExec.Exec(s.toTensors(b.Items)...)
-		if err != nil {
-			return nil, err
-		}
-		loss := float64(tensors.ToScalar[float32](out[0]))
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return nil, fmt.Errorf("the MIM loss is %v", loss)
-		}
-		m := map[string]float64{"mim_loss": loss, "lr": lr, "grad_norm": optim.GradNorm(store)}
-		if tokens {
-			m["mim_acc"] = float64(tensors.ToScalar[float32](out[1])) / float64(len(b.Items)*s.net.NumMasked)
-		}
-		return m, nil
+		return s.step.Run(s.batch(b.Items), int(ls.Step))
 	}
 	loop.Status = func(m map[string]float64) string {
 		if tokens {
@@ -354,9 +272,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	var last map[string]float64
 	loop.EndEpoch = func(epoch int) (map[string]float64, float64, error) {
-		s.trainPipe.Stop() // free the workers for evaluation
+		l.Train.Stop() // free the workers for evaluation
 		t0 := time.Now()
-		loss, acc, n, err := s.evaluate(evalExec)
+		loss, acc, n, err := s.evaluate()
 		if err != nil {
 			return nil, 0, err
 		}
@@ -365,7 +283,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		if tokens {
 			m["val_mim_acc"] = acc
 			score = acc
-			env.Printf("epoch %d: val MIM loss %.4f, masked-token accuracy %.2f%% (chance %.2f%%)\n", epoch, loss, 100*acc, 100/float64(s.net.Target.Dim()))
+			env.Printf("epoch %d: val MIM loss %.4f, masked-token accuracy %.2f%% (chance %.2f%%)\n", epoch, loss, 100*acc, 100/float64(net.Dim))
 		} else {
 			env.Printf("epoch %d: val MIM loss %.4f\n", epoch, loss)
 		}
@@ -378,68 +296,42 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		return err
 	}
 	summary := map[string]any{"steps": st.Step, "best_epoch": st.BestEpoch, "train_seconds": time.Since(t0).Seconds(),
-		"target": s.net.Target.Kind()}
+		"target": cfg.Target.Type, "loss": lossName(cfg, tokens)}
 	for k, v := range last {
 		summary["final_"+k] = v
 	}
-	env.Printf("done: run directory %s (backbone weights under /%s in checkpoints/last.ckpt)\n", env.Run.Dir, BackboneScope)
-	return env.Run.SetSummary(summary)
+	env.Printf("done: run directory %s (backbone weights under /%s in checkpoints/last.ckpt)\n", env.Dir, BackboneScope)
+	return env.Record.SetSummary(summary)
 }
 
-// toTensors packs a batch into the graph's inputs: images [B,S,S,C], the
-// tokenizer view [B,T,T,C], the mask [B,N] (float32 0/1) and the flat
-// indices b*N+patch of the masked patches [B*NumMasked] (int32; with
-// predict_all and an inexact masker, padded with index 0 — unused).
-func (s *setup) toTensors(items []example) []any {
-	b := len(items)
-	per, tper := s.size*s.size*s.channels, s.tsize*s.tsize*s.channels
-	n, m := s.net.GridH*s.net.GridW, s.net.NumMasked
-	pix := make([]float32, b*per)
-	tpix := make([]float32, b*tper)
-	mask := make([]float32, b*n)
-	idx := make([]int32, b*m)
-	for i, it := range items {
-		copy(pix[i*per:], it.pix)
-		copy(tpix[i*tper:], it.tpix)
-		k := 0
-		for j, v := range it.mask {
-			if v {
-				mask[i*n+j] = 1
-				if k < m {
-					idx[i*m+k] = int32(i*n + j)
-					k++
-				}
-			}
-		}
+// lossName is the MIM loss's type, the default's when unset.
+func lossName(cfg Config, discrete bool) string {
+	if cfg.Loss.IsSet() {
+		return cfg.Loss.Type
 	}
-	return []any{
-		tensors.FromFlatDataAndDimensions(pix, b, s.size, s.size, s.channels),
-		tensors.FromFlatDataAndDimensions(tpix, b, s.tsize, s.tsize, s.channels),
-		tensors.FromFlatDataAndDimensions(mask, b, n),
-		tensors.FromFlatDataAndDimensions(idx, b*m),
-	}
+	return DefaultLoss(discrete).Type
 }
 
 // evaluate returns the mean MIM loss and masked-token accuracy over the
 // validation split (its complete batches), with each sample's fixed mask.
-func (s *setup) evaluate(exec *model.Exec) (loss, acc float64, images int, err error) {
+func (s *setup) evaluate() (loss, acc float64, images int, err error) {
 	var sumLoss, hits float64
 	var batches int
-	for b, err := range s.valPipe.Epoch(0) {
+	for b, err := range s.loaders.Val.Epoch(0) {
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		out, err := exec.Exec(s.toTensors(b.Items)...)
+		l, c, err := s.step.Eval(s.batch(b.Items))
 		if err != nil {
 			return 0, 0, 0, err
 		}
-		sumLoss += float64(tensors.ToScalar[float32](out[0]))
-		hits += float64(tensors.ToScalar[float32](out[1]))
+		sumLoss += l
+		hits += c
 		batches++
 		images += len(b.Items)
 	}
 	if batches == 0 {
 		return 0, 0, 0, errors.New("validation split produced no batches")
 	}
-	return sumLoss / float64(batches), hits / float64(images*s.net.NumMasked), images, nil
+	return sumLoss / float64(batches), hits / float64(images*s.step.Net.NumMasked), images, nil
 }

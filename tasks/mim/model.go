@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 )
 
 // Store scopes of the MIM model's parts. The backbone's scope is what the
@@ -20,12 +21,16 @@ const (
 )
 
 // Network is BEiT's masked-image-modeling model: the backbone sees the image
-// with masked patches replaced by its [MASK] token, and a linear head maps
-// the output features of the masked patches (or of all patches, with
-// PredictAll) to the target's space.
+// with masked patches replaced by its [MASK] token, a linear head maps the
+// output features of the masked patches (or of all patches, with
+// PredictAll) to the target's space, and the loss scores the predictions
+// against the target of those patches.
 type Network struct {
-	Backbone     core.Backbone
-	Target       Target
+	Backbone core.Backbone
+	Target   core.Target
+	Loss     core.Loss
+	// Dim is the head's width (the target's Dim for the target view).
+	Dim          int
 	GridH, GridW int
 	// NumMasked is the fixed number of masked patches per image.
 	NumMasked int
@@ -34,36 +39,64 @@ type Network struct {
 	PredictAll bool
 }
 
-// Loss builds the training (or evaluation) objective of one batch:
+// Objective builds the training (or evaluation) objective of one batch:
 //
 //	images  [B, H, W, C]  the model's view
-//	view    [B, h, w, C]  the tokenizer's view of the same crop
+//	view    [B, h, w, C]  the target view of the same crop, or, for
+//	                      precomputed targets, their token ids [B, N] int32
 //	mask    [B, N]        1 (or true) for masked patches
 //	index   [B*NumMasked] int32 flat indices b*N + patch of the masked
 //	                      patches, per image in increasing order
 //
-// It returns the scalar loss and the number of masked patches whose token is
-// predicted right (0 for pixel targets). The tokenizer runs under scope
-// "tokenizer" and its variables are marked non-trainable; the backbone runs
-// under "backbone", the head under "lm_head".
-func (n *Network) Loss(scope *model.Scope, images, view, mask, index *Node, training bool) (loss, correct *Node) {
+// It returns the scalar loss (weighted by the loss's weight) and the
+// number of masked patches whose token is predicted right (0 for
+// continuous targets). The target runs under scope "tokenizer" (its
+// variables frozen), the backbone under "backbone", the head under
+// "lm_head". Graph-building errors panic, as GoMLX's own do.
+func (n *Network) Objective(scope *model.Scope, images, view, mask, index *Node, training bool) (loss, correct *Node) {
 	feats, targets, rowMask := n.Rows(scope, images, view, mask, index, training)
 	pred := n.Head(scope.In(HeadScope), feats)
-	if n.PredictAll {
-		loss, _ = n.Target.Loss(pred, targets, nil)
-		_, correct = n.Target.Loss(pred, targets, rowMask)
-		return loss, correct
+	in := map[string]*Node{}
+	if n.Target.Discrete() {
+		in["logits"], in["labels"] = pred, targets
+	} else {
+		in["reconstruction"], in["input"] = pred, targets
 	}
-	return n.Target.Loss(pred, targets, nil)
+	l, err := n.Loss.Compute(scope, in)
+	if err != nil {
+		kind := "continuous targets: the loss gets \"reconstruction\" (the prediction) and \"input\" (the target), e.g. l2"
+		if n.Target.Discrete() {
+			kind = "token targets: the loss gets \"logits\" and \"labels\", e.g. cross_entropy"
+		}
+		exceptions.Panicf("mim: loss: %v (%s)", err, kind)
+	}
+	loss = MulScalar(l, n.Loss.Weight())
+	correct = ScalarZero(images.Graph(), dtypes.Float32)
+	if n.Target.Discrete() {
+		hit := ConvertDType(Equal(ArgMax(pred, -1, dtypes.Int32), ConvertDType(targets, dtypes.Int32)), dtypes.Float32)
+		if rowMask != nil {
+			hit = Mul(hit, rowMask)
+		}
+		correct = ReduceAllSum(hit)
+	}
+	return loss, correct
 }
 
 // Rows computes the backbone features [R, D] and the targets of the scored
 // rows (R = B*NumMasked, or B*N with PredictAll), plus, with PredictAll, the
-// [R] 0/1 mask of the masked rows (nil otherwise).
+// [R] 0/1 mask of the masked rows (nil otherwise). A view of rank 2 holds
+// precomputed token ids.
 func (n *Network) Rows(scope *model.Scope, images, view, mask, index *Node, training bool) (feats, targets, rowMask *Node) {
-	tokScope := scope.In(TokenizerScope)
-	targets = n.Target.Compute(tokScope, view, n.GridH, n.GridW)
-	core.FreezeScope(scope.Store(), tokScope.Scope())
+	if view.Rank() == 2 {
+		targets = StopGradient(ConvertDType(view, dtypes.Int32))
+	} else {
+		tokScope := scope.In(TokenizerScope)
+		var err error
+		if targets, err = n.Target.Compute(tokScope, view, n.GridH, n.GridW); err != nil {
+			exceptions.Panicf("mim: %v", err)
+		}
+		ckpt.FreezeScope(scope.Store(), tokScope.Scope())
+	}
 
 	f := n.Backbone.Forward(scope.In(BackboneScope), images, core.ForwardOptions{Mask: mask, Training: training})
 	x := f.Tokens
@@ -90,7 +123,7 @@ func (n *Network) Rows(scope *model.Scope, images, view, mask, index *Node, trai
 // truncated-normal-like std 0.02, zero bias) to the target's Dim.
 func (n *Network) Head(scope *model.Scope, x *Node) *Node {
 	g := x.Graph()
-	d, k := x.Shape().Dim(-1), n.Target.Dim()
+	d, k := x.Shape().Dim(-1), n.Dim
 	w := scope.WithInitializer(initializer.RandomNormalFn(scope, 0.02)).
 		VariableWithShape("weight", shapes.Make(dtypes.Float32, d, k)).NodeValue(g)
 	bias := scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, k)).NodeValue(g)

@@ -7,7 +7,7 @@ import (
 	"image/color"
 	"image/png"
 
-	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 )
 
 // writeCodeGrid draws probe (c): one row per frequent code, holding the
@@ -55,5 +55,5 @@ func writeCodeGrid(path string, c *coded, size, codes, perRow, vocab int) error 
 	if err := png.Encode(&buf, img); err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
-	return core.WriteFileAtomic(path, buf.Bytes())
+	return ckpt.WriteFileAtomic(path, buf.Bytes())
 }

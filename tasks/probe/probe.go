@@ -42,6 +42,11 @@ type DataConfig struct {
 	Workers   int                         `mapstructure:"workers" doc:"decoding goroutines (0 = number of CPUs)"`
 }
 
+// Source names an earlier run whose trained part a probe uses.
+type Source struct {
+	From string `mapstructure:"from" doc:"the run: runs/<name> (its newest run), a run directory or a .ckpt file"`
+}
+
 // LinearConfig configures the bag-of-codes softmax regression.
 type LinearConfig struct {
 	Epochs      int     `mapstructure:"epochs" doc:"passes of minibatch Adam over the training bags of codes"`
@@ -52,8 +57,8 @@ type LinearConfig struct {
 // Config configures the codebook probes.
 type Config struct {
 	// Tokenizer is the tokenizer run probed.
-	Tokenizer  string       `mapstructure:"tokenizer" doc:"tokenizer run: a run directory, runs/<name> (newest run) or a .ckpt file"`
-	Classifier string       `mapstructure:"classifier" doc:"classification run used as the fixed classifier of probe (b); empty skips (b)"`
+	Tokenizer  Source       `mapstructure:"tokenizer" doc:"the tokenizer probed: {from: RUN} (a tokenizer run: runs/<name>, a run directory or a .ckpt)"`
+	Classifier Source       `mapstructure:"classifier" doc:"the fixed classifier of probe (b): {from: RUN} (a classification run); from empty skips (b)"`
 	Data       DataConfig   `mapstructure:"data" doc:"images probed"`
 	Linear     LinearConfig `mapstructure:"linear" doc:"the bag-of-codes linear probe (a)"`
 	GridCodes  int          `mapstructure:"grid_codes" doc:"probe (c): rows of the patch grid, the most frequent codes"`
@@ -63,8 +68,8 @@ type Config struct {
 // Validate checks the ranges.
 func (c *Config) Validate() error {
 	switch {
-	case c.Tokenizer == "":
-		return errors.New("tokenizer: the tokenizer run to probe must be set")
+	case c.Tokenizer.From == "":
+		return errors.New("tokenizer.from: the tokenizer run to probe must be set")
 	case !c.Data.Train.IsSet() || !c.Data.Val.IsSet():
 		return errors.New("data.train and data.val must be set")
 	case c.Data.BatchSize <= 0 || c.Data.Size < 0 || c.Data.MaxTrain < 0 || c.Data.MaxVal < 0:
@@ -109,11 +114,7 @@ type coded struct {
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	ckpt, _, err := core.ResolveCheckpoint(cfg.Tokenizer)
-	if err != nil {
-		return fmt.Errorf("tokenizer: %w", err)
-	}
-	tok, err := tokenizer.LoadTrained(ckpt)
+	tok, err := tokenizer.LoadTrained(cfg.Tokenizer.From)
 	if err != nil {
 		return fmt.Errorf("tokenizer: %w", err)
 	}
@@ -143,7 +144,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		}
 		return c, len(ds.Classes()), nil
 	}
-	env.Printf("codebook probes of %s (%d codes) on %dx%d images\n", ckpt, vocab, size, size)
+	env.Printf("codebook probes of %s (%d codes) on %dx%d images\n", tok.Checkpoint, vocab, size, size)
 	train, numClasses, err := encode("data.train", cfg.Data.Train, cfg.Data.MaxTrain, env.Seed)
 	if err != nil {
 		return err
@@ -152,7 +153,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	if err != nil {
 		return err
 	}
-	summary := map[string]any{"tokenizer": ckpt, "vocab": vocab, "grid": fmt.Sprintf("%dx%d", val.h, val.w),
+	summary := map[string]any{"tokenizer": tok.Checkpoint, "vocab": vocab, "grid": fmt.Sprintf("%dx%d", val.h, val.w),
 		"train_images": len(train.labels), "val_images": len(val.labels)}
 
 	// Codebook usage on the evaluation split.
@@ -169,8 +170,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	env.Printf("(a) bag-of-codes linear probe: top-1 %.2f%% (chance %.2f%%)\n", 100*acc, 100/float64(numClasses))
 
 	// (b) A fixed classifier on originals and reconstructions.
-	if cfg.Classifier != "" {
-		orig, rec, err := classifierProbe(env, cfg.Classifier, val, size, numClasses, cfg.Data.BatchSize)
+	if cfg.Classifier.From != "" {
+		orig, rec, err := classifierProbe(env, cfg.Classifier.From, val, size, numClasses, cfg.Data.BatchSize)
 		if err != nil {
 			return fmt.Errorf("classifier: %w", err)
 		}
@@ -195,7 +196,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	if err := env.Log(rec); err != nil {
 		return err
 	}
-	return env.Run.SetSummary(summary)
+	return env.Record.SetSummary(summary)
 }
 
 // encodeSplit decodes, center-crops and tokenizes every image of ds.
@@ -220,7 +221,7 @@ func (t *Task) encodeSplit(ctx context.Context, env *core.Env, exec *model.Exec,
 	}
 	defer pipe.Close()
 	out := &coded{}
-	prog := env.Progress(pipe.BatchesPerEpoch(), "tokenize")
+	prog := env.StartProgress(pipe.BatchesPerEpoch(), "tokenize")
 	defer prog.Finish()
 	for b, err := range pipe.Epoch(0) {
 		if err != nil {

@@ -2,7 +2,6 @@ package tokenizer
 
 import (
 	"fmt"
-	"path/filepath"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -11,8 +10,8 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/registry"
-	"github.com/peco-dev/peco/tokenizers"
 )
 
 // Trained is a tokenizer loaded from a tokenizer run.
@@ -21,8 +20,7 @@ type Trained struct {
 	Tokenizer core.Tokenizer
 	// Spec is its spec, as in the run's config (task.tokenizer).
 	Spec registry.Spec[core.Tokenizer]
-	// Store holds its variables under /tokenizer (and whatever else the
-	// checkpoint holds, loaded on use).
+	// Store holds its variables under /tokenizer, frozen.
 	Store *model.Store
 	// ImageSize is the run's task.data.augment.size (0 when absent).
 	ImageSize int
@@ -31,46 +29,27 @@ type Trained struct {
 }
 
 // LoadTrained loads the tokenizer of a tokenizer run. ref is a checkpoint
-// file, a run directory or a folder of runs (see core.ResolveCheckpoint). The spec at
+// file, a run directory or a folder of runs (see ckpt.Resolve). The spec at
 // task.tokenizer of config.yaml is decoded strictly with the registry.
 func LoadTrained(ref string) (*Trained, error) {
-	ckpt, runDir, err := core.ResolveCheckpoint(ref)
+	r, err := ckpt.OpenRun(ref)
 	if err != nil {
-		return nil, fmt.Errorf("tokenizer checkpoint: %w", err)
+		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	cfgPath := filepath.Join(runDir, "config.yaml")
-	tree, err := registry.LoadFile(cfgPath)
+	spec, err := ckpt.Spec[core.Tokenizer](r, "task.tokenizer")
 	if err != nil {
-		return nil, fmt.Errorf("reading the tokenizer run's config: %w", err)
-	}
-	spec, err := registry.DecodeSpecAt[core.Tokenizer](tree, "task.tokenizer")
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", cfgPath, err)
+		return nil, err
 	}
 	tok, err := spec.Build()
 	if err != nil {
-		return nil, fmt.Errorf("%s: task.tokenizer: %w", cfgPath, err)
+		return nil, fmt.Errorf("run %s: task.tokenizer: %w", ref, err)
 	}
-	size := 0
-	if v, ok := tree.At("task.data.augment.size"); ok {
-		switch n := v.(type) {
-		case int:
-			size = n
-		case int64:
-			size = int(n)
-		case float64:
-			size = int(n)
-		}
-	}
-	ck, err := core.LoadCheckpoint(ckpt)
-	if err != nil {
-		return nil, err
-	}
+	size, _ := r.Int("task.data.augment.size")
 	store := model.NewStore()
-	if err := ck.Restore(store); err != nil {
-		return nil, err
+	if err := r.Load(store, ckpt.TokenizerScope, ckpt.TokenizerScope, true); err != nil {
+		return nil, fmt.Errorf("tokenizer: %w (is it a tokenizer run?)", err)
 	}
-	return &Trained{Tokenizer: tok, Spec: spec, Store: store, ImageSize: size, Checkpoint: ckpt}, nil
+	return &Trained{Tokenizer: tok, Spec: spec, Store: store, ImageSize: size, Checkpoint: r.Checkpoint}, nil
 }
 
 // Tokenize encodes images (n x size x size x channels float32 in [-1, 1],
@@ -91,9 +70,3 @@ func (t *Trained) Tokenize(backend compute.Backend, pix []float32, n, size, chan
 	d := outs[0].Shape().Dimensions
 	return tensors.MustCopyFlatData[int32](outs[0]), d[1], d[2], tensors.MustCopyFlatData[float32](outs[1]), nil
 }
-
-// check that the built-in tokenizers are trainable.
-var (
-	_ tokenizers.Trainable = (*tokenizers.VQVAE)(nil)
-	_ tokenizers.Trainable = (*tokenizers.DVAE)(nil)
-)

@@ -9,8 +9,8 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/optim"
-	"github.com/peco-dev/peco/tokenizers"
 )
 
 // TrainStep is the task's training step on its own, without data, loop or
@@ -22,7 +22,7 @@ import (
 // metrics.
 type TrainStep struct {
 	// Tokenizer is the tokenizer being trained (variables under /tokenizer).
-	Tokenizer tokenizers.Trainable
+	Tokenizer core.TrainableTokenizer
 	// Store holds every variable: tokenizer, loss networks, optimizer.
 	Store *model.Store
 
@@ -43,9 +43,9 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64) (*TrainStep, 
 	if err != nil {
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
-	tok, ok := built.(tokenizers.Trainable)
+	tok, ok := built.(core.TrainableTokenizer)
 	if !ok {
-		return nil, fmt.Errorf("tokenizer %q (%T) cannot be trained: it does not implement tokenizers.Trainable", cfg.Tokenizer.Type, built)
+		return nil, fmt.Errorf("tokenizer %q (%T) cannot be trained: it does not implement core.TrainableTokenizer", cfg.Tokenizer.Type, built)
 	}
 	terms, err := buildLosses(cfg.Losses)
 	if err != nil {
@@ -92,7 +92,7 @@ func (s *TrainStep) Run(pix []float32, n, size, channels, step, total int) (map[
 	tok := s.Tokenizer
 	if !s.initDone {
 		s.initDone = true
-		if bi, ok := tok.(tokenizers.BatchInitializer); ok {
+		if bi, ok := tok.(core.BatchInitializer); ok {
 			if err := initFromBatch(s.backend, s.Store, bi, pix, n, size, channels); err != nil {
 				return nil, err
 			}

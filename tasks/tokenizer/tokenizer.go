@@ -1,4 +1,4 @@
-// Package tokenizer is the tokenizer-training task: a tokenizers.Trainable
+// Package tokenizer is the tokenizer-training task: a core.TrainableTokenizer
 // (vqvae, dvae) trained on an image dataset with a composite loss (a list of
 // weighted loss terms, each logged) and AdamW, with per-epoch reconstruction
 // quality (PSNR, L1 on [0,1] pixels), codebook health (codes used,
@@ -25,6 +25,8 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
+	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/data"
 	_ "github.com/peco-dev/peco/losses" // the loss terms
 	"github.com/peco-dev/peco/optim"
@@ -41,12 +43,12 @@ type DataConfig = data.Splits
 
 // Config configures the tokenizer task.
 type Config struct {
-	core.LoopConfig `mapstructure:",squash"`
-	Data            DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
-	Tokenizer       registry.Spec[core.Tokenizer]  `mapstructure:"tokenizer" doc:"the tokenizer to train (vqvae, dvae)"`
-	Losses          []registry.Spec[core.Loss]     `mapstructure:"losses" doc:"weighted loss terms summed into the training loss, e.g. [{type: l1}, {type: vq, beta: 0.25}, {type: perceptual, weight: 0.1, network: {...}}]"`
-	Optimizer       registry.Spec[optim.Optimizer] `mapstructure:"optimizer" doc:"optimizer and lr schedule"`
-	GridImages      int                            `mapstructure:"grid_images" doc:"validation images shown in each epoch's reconstruction grid (images/recon_epoch<N>.png)"`
+	run.LoopConfig `mapstructure:",squash"`
+	Data           DataConfig                     `mapstructure:"data" doc:"datasets, augmentation and batching"`
+	Tokenizer      registry.Spec[core.Tokenizer]  `mapstructure:"tokenizer" doc:"the tokenizer to train (vqvae, dvae)"`
+	Losses         []registry.Spec[core.Loss]     `mapstructure:"losses" doc:"weighted loss terms summed into the training loss, e.g. [{type: l1}, {type: vq, beta: 0.25}, {type: perceptual, weight: 0.1, network: {...}}]"`
+	Optimizer      registry.Spec[optim.Optimizer] `mapstructure:"optimizer" doc:"optimizer and lr schedule"`
+	GridImages     int                            `mapstructure:"grid_images" doc:"validation images shown in each epoch's reconstruction grid (images/recon_epoch<N>.png)"`
 }
 
 // Validate checks the task-level keys.
@@ -80,7 +82,7 @@ func DefaultConfig() Config {
 	aug := data.DefaultAugmentConfig()
 	aug.Size, aug.Scale, aug.Normalize, aug.CropPct = 32, [2]float64{0.8, 1}, data.NormalizeHalf, 1
 	return Config{
-		LoopConfig: core.DefaultLoop(),
+		LoopConfig: run.DefaultLoop(),
 		Data:       data.Splits{Augment: aug, BatchSize: 64, EvalBatch: 100, Cache: data.DefaultCacheConfig()},
 		Tokenizer:  registry.Spec[core.Tokenizer]{Type: "vqvae", Config: registry.MustDefaults(core.Tokenizers, "vqvae")},
 		Losses: []registry.Spec[core.Loss]{
@@ -134,7 +136,7 @@ func buildLosses(specs []registry.Spec[core.Loss]) ([]term, error) {
 // forward output. scope is the root scope: the tokenizer runs in
 // scope.In("tokenizer"), the losses get the root (the perceptual network
 // lives in /perceptual).
-func lossGraph(scope *model.Scope, tok tokenizers.Trainable, terms []term, images *Node, training bool) (*Node, []*Node, tokenizers.Output) {
+func lossGraph(scope *model.Scope, tok core.TrainableTokenizer, terms []term, images *Node, training bool) (*Node, []*Node, core.TokenizerOutput) {
 	out := tok.Forward(scope.In(Scope), images, training)
 	in := map[string]*Node{"input": images, "reconstruction": out.Reconstruction}
 	for k, v := range out.Terms {
@@ -161,52 +163,20 @@ func lossGraph(scope *model.Scope, tok tokenizers.Trainable, terms []term, image
 // Run implements core.Task.
 func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	cfg := t.cfg
-	trainDS, valDS, err := cfg.Data.Open(env.Seed)
+	l, err := data.OpenLoaders(cfg.Data, env.Seed, func(_ data.Sample, v, _ *data.Image, norm data.Normalizer, _ *rand.Rand, _ bool) ([]float32, error) {
+		return norm.Apply(v, nil), nil
+	}, data.LoaderOptions{})
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	ts, err := NewTrainStep(env.Backend, cfg, env.Seed)
 	if err != nil {
 		return err
 	}
 	tok, store := ts.Tokenizer, ts.Store
-	aug, err := cfg.Data.Augment.Compile()
-	if err != nil {
-		return fmt.Errorf("data.augment: %w", err)
-	}
-	norm := aug.Normalizer()
-	size := cfg.Data.Augment.Size
-	probe, err := trainDS.Sample(0)
-	if err != nil {
-		return fmt.Errorf("data.train: %w", err)
-	}
-	channels := probe.Image.C
-	trainPipe, err := data.NewPipeline(trainDS, func(s data.Sample, r *rand.Rand) ([]float32, error) {
-		v, _, err := aug.Train(s.Image, r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Path, err)
-		}
-		return norm.Apply(v, nil), nil
-	}, cfg.Data.TrainPipeline(env.Seed))
-	if err != nil {
-		return fmt.Errorf("data.train: %w", err)
-	}
-	defer trainPipe.Close()
-	valPipe, err := data.NewPipeline(valDS, func(s data.Sample, _ *rand.Rand) ([]float32, error) {
-		v, _, err := aug.Eval(s.Image)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", s.Path, err)
-		}
-		return norm.Apply(v, nil), nil
-	}, cfg.Data.EvalPipeline(env.Seed))
-	if err != nil {
-		return fmt.Errorf("data.val: %w", err)
-	}
-	defer valPipe.Close()
-	steps := trainPipe.BatchesPerEpoch()
-	if steps == 0 {
-		return fmt.Errorf("data.train: %d samples is less than one batch of %d", trainDS.Len(), cfg.Data.BatchSize)
-	}
+	size, channels, steps := cfg.Data.Augment.Size, l.Channels, l.Steps
+	trainDS, valDS, trainPipe, valPipe := l.TrainSet, l.ValSet, l.Train, l.Val
 	gh, gw := tok.Grid(size)
 
 	evalExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) []*Node {
@@ -219,7 +189,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 
 	env.Printf("tokenizer %s: %d codes, %dx%d tokens per %dx%dx%d image, %d train / %d val images, %d steps/epoch x %d epochs, losses %v\n",
 		cfg.Tokenizer.Type, tok.VocabSize(), gh, gw, size, size, channels, trainDS.Len(), valDS.Len(), steps, cfg.Epochs, ts.TermNames())
-	loop := &core.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
+	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
 	st, err := loop.Restore()
 	if err != nil {
 		return err
@@ -228,7 +198,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	if st.Step > 0 {
 		ts.SkipInit() // a resumed run keeps its codebook
 	}
-	loop.Step = func(s *core.LoopState) (map[string]float64, error) {
+	loop.Step = func(s *run.LoopState) (map[string]float64, error) {
 		b, err := trainPipe.BatchAt(data.Position{Epoch: s.Epoch, Batch: s.Batch}, cfg.Epochs)
 		if err != nil {
 			return nil, err
@@ -250,7 +220,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		m["eval_seconds"] = time.Since(t0).Seconds()
 		if grid != nil {
 			p := env.Path(core.ImagesDir, fmt.Sprintf("recon_epoch%03d.png", epoch))
-			if err := core.WriteFileAtomic(p, grid); err != nil {
+			if err := ckpt.WriteFileAtomic(p, grid); err != nil {
 				return nil, 0, fmt.Errorf("writing the reconstruction grid: %w", err)
 			}
 		}
@@ -269,8 +239,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	for k, v := range last {
 		summary["final_"+k] = v
 	}
-	env.Printf("done: best val PSNR %.2f dB (epoch %d), run directory %s\n", st.Best, st.BestEpoch, env.Run.Dir)
-	return env.Run.SetSummary(summary)
+	env.Printf("done: best val PSNR %.2f dB (epoch %d), run directory %s\n", st.Best, st.BestEpoch, env.Dir)
+	return env.Record.SetSummary(summary)
 }
 
 func termNames(terms []term) []string {
@@ -282,7 +252,7 @@ func termNames(terms []term) []string {
 }
 
 // initFromBatch runs the tokenizer's first-batch initialisation.
-func initFromBatch(backend compute.Backend, store *model.Store, bi tokenizers.BatchInitializer, pix []float32, n, size, channels int) error {
+func initFromBatch(backend compute.Backend, store *model.Store, bi core.BatchInitializer, pix []float32, n, size, channels int) error {
 	exec, err := model.NewExec(backend, store, func(scope *model.Scope, images *Node) *Node {
 		bi.InitFromBatch(scope.In(Scope), images)
 		return ScalarZero(images.Graph(), dtypes.Float32)

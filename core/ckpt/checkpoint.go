@@ -1,4 +1,7 @@
-package core
+// Package ckpt reads and writes peco's checkpoint files and resolves the
+// earlier runs a config names with a `from:` key (OpenRun): the one place
+// where a trained tokenizer, backbone or classifier is loaded from.
+package ckpt
 
 import (
 	"bytes"
@@ -25,8 +28,8 @@ import (
 // leaves a half-written checkpoint.
 const checkpointMagic = "PECO-CHECKPOINT-1\n"
 
-// CheckpointExt is the extension of checkpoint files.
-const CheckpointExt = ".ckpt"
+// Ext is the extension of checkpoint files.
+const Ext = ".ckpt"
 
 type checkpointHeader struct {
 	Step      int64            `json:"step"`
@@ -52,9 +55,9 @@ type Checkpoint struct {
 	Variables map[string]*tensors.Tensor
 }
 
-// SaveCheckpoint writes every variable of store and the given task state
+// Save writes every variable of store and the given task state
 // (JSON-encoded) to path atomically.
-func SaveCheckpoint(path string, store *model.Store, step int64, state any) error {
+func Save(path string, store *model.Store, step int64, state any) error {
 	var hdr checkpointHeader
 	hdr.Step = step
 	if state != nil {
@@ -103,9 +106,9 @@ func SaveCheckpoint(path string, store *model.Store, step int64, state any) erro
 	return WriteFileAtomic(path, out.Bytes())
 }
 
-// LoadCheckpoint reads a checkpoint file. Errors name the file and, for a
+// Load reads a checkpoint file. Errors name the file and, for a
 // damaged file, what is wrong with it.
-func LoadCheckpoint(path string) (*Checkpoint, error) {
+func Load(path string) (*Checkpoint, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading checkpoint: %w", err)
@@ -228,12 +231,12 @@ func (l *checkpointLoader) DeleteVariable(store *model.Store, fullPath string) e
 }
 
 // CheckpointPath is the file name of the checkpoint of a step in dir.
-func CheckpointPath(dir string, step int64) string {
-	return filepath.Join(dir, fmt.Sprintf("step-%09d%s", step, CheckpointExt))
+func StepPath(dir string, step int64) string {
+	return filepath.Join(dir, fmt.Sprintf("step-%09d%s", step, Ext))
 }
 
-// ListCheckpoints lists the checkpoint files in dir, oldest step first.
-func ListCheckpoints(dir string) ([]string, error) {
+// List lists the checkpoint files in dir, oldest step first.
+func List(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		if os.IsNotExist(err) {
@@ -243,7 +246,7 @@ func ListCheckpoints(dir string) ([]string, error) {
 	}
 	var out []string
 	for _, e := range entries {
-		if !e.IsDir() && strings.HasPrefix(e.Name(), "step-") && strings.HasSuffix(e.Name(), CheckpointExt) {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), "step-") && strings.HasSuffix(e.Name(), Ext) {
 			out = append(out, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -251,19 +254,19 @@ func ListCheckpoints(dir string) ([]string, error) {
 	return out, nil
 }
 
-// LatestCheckpoint returns the newest checkpoint in dir, or "" if none.
-func LatestCheckpoint(dir string) (string, error) {
-	l, err := ListCheckpoints(dir)
+// Latest returns the newest checkpoint in dir, or "" if none.
+func Latest(dir string) (string, error) {
+	l, err := List(dir)
 	if err != nil || len(l) == 0 {
 		return "", err
 	}
 	return l[len(l)-1], nil
 }
 
-// PruneCheckpoints removes all but the newest keep step checkpoints in dir
+// Prune removes all but the newest keep step checkpoints in dir
 // (named files such as best.ckpt are kept).
-func PruneCheckpoints(dir string, keep int) error {
-	l, err := ListCheckpoints(dir)
+func Prune(dir string, keep int) error {
+	l, err := List(dir)
 	if err != nil {
 		return err
 	}

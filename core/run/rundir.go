@@ -1,4 +1,4 @@
-package core
+package run
 
 import (
 	"bufio"
@@ -11,15 +11,9 @@ import (
 	"strings"
 	"sync"
 	"time"
-)
 
-// File names inside a run directory.
-const (
-	ConfigFile     = "config.yaml"
-	MetaFile       = "meta.json"
-	MetricsFile    = "metrics.jsonl"
-	CheckpointsDir = "checkpoints"
-	ImagesDir      = "images"
+	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 )
 
 // Run statuses recorded in meta.json.
@@ -65,15 +59,15 @@ type RunDir struct {
 // meta.json with status "running". It refuses a directory that already holds a
 // run (resume it, or choose another directory).
 func CreateRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error) {
-	if _, err := os.Stat(filepath.Join(dir, ConfigFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(dir, core.ConfigFile)); err == nil {
 		return nil, fmt.Errorf("run directory %s already holds a run: resume it with --resume or choose another --out", dir)
 	}
-	for _, sub := range []string{"", CheckpointsDir, ImagesDir} {
+	for _, sub := range []string{"", core.CheckpointsDir, core.ImagesDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("creating run directory: %w", err)
 		}
 	}
-	if err := WriteFileAtomic(filepath.Join(dir, ConfigFile), resolvedConfig); err != nil {
+	if err := ckpt.WriteFileAtomic(filepath.Join(dir, core.ConfigFile), resolvedConfig); err != nil {
 		return nil, err
 	}
 	meta.Status = StatusRunning
@@ -81,7 +75,7 @@ func CreateRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 	if err := r.writeMeta(); err != nil {
 		return nil, err
 	}
-	m, err := OpenMetricsLog(filepath.Join(dir, MetricsFile))
+	m, err := OpenMetricsLog(filepath.Join(dir, core.MetricsFile))
 	if err != nil {
 		return nil, err
 	}
@@ -93,24 +87,24 @@ func CreateRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 // recorded config must equal resolvedConfig: a run is never continued under a
 // different config; the error lists the keys that differ.
 func ResumeRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error) {
-	old, err := os.ReadFile(filepath.Join(dir, ConfigFile))
+	old, err := os.ReadFile(filepath.Join(dir, core.ConfigFile))
 	if err != nil {
 		return nil, fmt.Errorf("resuming %s: no run there to resume: %w", dir, err)
 	}
 	if !bytes.Equal(old, resolvedConfig) {
 		return nil, fmt.Errorf("resuming %s: the config differs from the run's recorded %s, refusing to continue it under another config (start a new run instead):\n%s",
-			dir, ConfigFile, diffLines(string(old), string(resolvedConfig)))
+			dir, core.ConfigFile, diffLines(string(old), string(resolvedConfig)))
 	}
 	var prev Meta
-	if b, err := os.ReadFile(filepath.Join(dir, MetaFile)); err == nil {
+	if b, err := os.ReadFile(filepath.Join(dir, core.MetaFile)); err == nil {
 		if err := json.Unmarshal(b, &prev); err != nil {
-			return nil, fmt.Errorf("resuming %s: reading %s: %w", dir, MetaFile, err)
+			return nil, fmt.Errorf("resuming %s: reading %s: %w", dir, core.MetaFile, err)
 		}
 	}
 	meta.Start = prev.Start
 	meta.Resumes = append(prev.Resumes, time.Now().UTC())
 	meta.Status = StatusRunning
-	for _, sub := range []string{CheckpointsDir, ImagesDir} {
+	for _, sub := range []string{core.CheckpointsDir, core.ImagesDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("resuming %s: %w", dir, err)
 		}
@@ -119,7 +113,7 @@ func ResumeRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 	if err := r.writeMeta(); err != nil {
 		return nil, err
 	}
-	m, err := OpenMetricsLog(filepath.Join(dir, MetricsFile))
+	m, err := OpenMetricsLog(filepath.Join(dir, core.MetricsFile))
 	if err != nil {
 		return nil, err
 	}
@@ -141,6 +135,12 @@ func (r *RunDir) SetSummary(summary map[string]any) error {
 	r.mu.Unlock()
 	return r.writeMeta()
 }
+
+// Log appends a record to metrics.jsonl (core.Recorder).
+func (r *RunDir) Log(record map[string]any) error { return r.Metrics.Log(record) }
+
+// Rewind drops the metrics records after step (core.Recorder).
+func (r *RunDir) Rewind(step int64) error { return r.Metrics.TruncateAfterStep(step) }
 
 // Finish records how the run ended (err nil: completed) and closes the log.
 func (r *RunDir) Finish(runErr error) error {
@@ -170,38 +170,9 @@ func (r *RunDir) writeMeta() error {
 	b, err := json.MarshalIndent(r.meta, "", "  ")
 	r.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("encoding %s: %w", MetaFile, err)
+		return fmt.Errorf("encoding %s: %w", core.MetaFile, err)
 	}
-	return WriteFileAtomic(filepath.Join(r.Dir, MetaFile), append(b, '\n'))
-}
-
-// WriteFileAtomic writes data to path through a temporary file in the same
-// folder, synced and renamed into place: readers see the old file or the new
-// one, never a half-written one.
-func WriteFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644) // CreateTemp makes 0600 files; outputs are meant to be shared
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return ckpt.WriteFileAtomic(filepath.Join(r.Dir, core.MetaFile), append(b, '\n'))
 }
 
 // diffLines lists the lines that differ between two texts, for messages.
@@ -242,7 +213,7 @@ type MetricsLog struct {
 func OpenMetricsLog(path string) (*MetricsLog, error) {
 	if b, err := os.ReadFile(path); err == nil && len(b) > 0 && b[len(b)-1] != '\n' {
 		keep := b[:bytes.LastIndexByte(b, '\n')+1]
-		if err := WriteFileAtomic(path, keep); err != nil {
+		if err := ckpt.WriteFileAtomic(path, keep); err != nil {
 			return nil, err
 		}
 	}
@@ -301,7 +272,7 @@ func (m *MetricsLog) TruncateAfterStep(step int64) error {
 	if err := m.f.Close(); err != nil {
 		return err
 	}
-	if err := WriteFileAtomic(m.path, keep.Bytes()); err != nil {
+	if err := ckpt.WriteFileAtomic(m.path, keep.Bytes()); err != nil {
 		return err
 	}
 	f, err := os.OpenFile(m.path, os.O_WRONLY|os.O_APPEND, 0o644)

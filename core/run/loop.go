@@ -1,4 +1,4 @@
-package core
+package run
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 	"time"
 
 	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 )
 
 // LoopConfig holds the training-loop settings every training task shares.
@@ -45,6 +48,8 @@ type LoopState struct {
 	// Best holds the best validation score so far and its epoch.
 	Best      float64 `json:"best"`
 	BestEpoch int     `json:"best_epoch"`
+	// BestStep is the step of the checkpoint copied to best.ckpt.
+	BestStep int64 `json:"best_step"`
 	// Extra holds task-specific state.
 	Extra json.RawMessage `json:"extra,omitempty"`
 }
@@ -53,7 +58,7 @@ type LoopState struct {
 // A task provides the step and the end-of-epoch evaluation.
 type Loop struct {
 	Config        LoopConfig
-	Env           *Env
+	Env           *core.Env
 	Store         *model.Store
 	StepsPerEpoch int
 	BatchSize     int
@@ -67,9 +72,6 @@ type Loop struct {
 	EndEpoch func(epoch int) (metrics map[string]float64, score float64, err error)
 }
 
-// CheckpointsPath is the folder of the run's checkpoints.
-func (e *Env) CheckpointsPath() string { return e.Path(CheckpointsDir) }
-
 // Restore loads the newest checkpoint of the run when resuming, returning the
 // state to continue from (the zero state for a fresh run).
 func (l *Loop) Restore() (LoopState, error) {
@@ -78,15 +80,15 @@ func (l *Loop) Restore() (LoopState, error) {
 	if !l.Env.Resume {
 		return st, nil
 	}
-	p, err := LatestCheckpoint(l.Env.CheckpointsPath())
+	p, err := ckpt.Latest(l.Env.Path(core.CheckpointsDir))
 	if err != nil {
 		return st, err
 	}
 	if p == "" {
 		l.Env.Printf("resume: no checkpoint yet, starting from the beginning\n")
-		return st, l.Env.Run.Metrics.TruncateAfterStep(-1)
+		return st, l.Env.Record.Rewind(-1)
 	}
-	ck, err := LoadCheckpoint(p)
+	ck, err := ckpt.Load(p)
 	if err != nil {
 		return st, err
 	}
@@ -96,14 +98,24 @@ func (l *Loop) Restore() (LoopState, error) {
 	if err := ck.Restore(l.Store); err != nil {
 		return st, err
 	}
+	// A run killed between writing a new best step checkpoint and copying it
+	// to best.ckpt gets the copy now.
+	dir := l.Env.Path(core.CheckpointsDir)
+	if _, err := os.Stat(ckpt.StepPath(dir, st.BestStep)); err == nil && st.BestStep > 0 {
+		if b, err := ckpt.Load(filepath.Join(dir, "best"+ckpt.Ext)); err != nil || b.Step != st.BestStep {
+			if err := l.copyBest(st); err != nil {
+				return st, err
+			}
+		}
+	}
 	l.Env.Printf("resumed from %s (step %d, epoch %d, batch %d)\n", p, st.Step, st.Epoch, st.Batch)
-	return st, l.Env.Run.Metrics.TruncateAfterStep(st.Step)
+	return st, l.Env.Record.Rewind(st.Step)
 }
 
 // Run trains from state st to the end.
 func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 	total := l.Config.Epochs * l.StepsPerEpoch
-	prog := l.Env.Progress(total, "train")
+	prog := l.Env.StartProgress(total, "train")
 	defer prog.Finish()
 	prog.Advance(int(st.Step), 0, "")
 	for st.Epoch < l.Config.Epochs {
@@ -155,12 +167,17 @@ func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 			if err := l.Env.Log(rec); err != nil {
 				return st, err
 			}
+			// The best score is part of the state the checkpoint saves, so a
+			// resumed run knows it; best.ckpt is a copy of that checkpoint.
+			newBest := score > st.Best
+			if newBest {
+				st.Best, st.BestEpoch, st.BestStep = score, epoch, st.Step
+			}
 			if err := l.checkpoint(st); err != nil {
 				return st, err
 			}
-			if score > st.Best {
-				st.Best, st.BestEpoch = score, epoch
-				if err := CopyFileAtomic(CheckpointPath(l.Env.CheckpointsPath(), st.Step), filepath.Join(l.Env.CheckpointsPath(), "best"+CheckpointExt)); err != nil {
+			if newBest {
+				if err := l.copyBest(st); err != nil {
 					return st, err
 				}
 			}
@@ -168,9 +185,9 @@ func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 			return st, err
 		}
 	}
-	last := CheckpointPath(l.Env.CheckpointsPath(), st.Step)
+	last := ckpt.StepPath(l.Env.Path(core.CheckpointsDir), st.Step)
 	if _, err := os.Stat(last); err == nil {
-		if err := CopyFileAtomic(last, filepath.Join(l.Env.CheckpointsPath(), "last"+CheckpointExt)); err != nil {
+		if err := ckpt.CopyFileAtomic(last, filepath.Join(l.Env.Path(core.CheckpointsDir), "last"+ckpt.Ext)); err != nil {
 			return st, err
 		}
 	}
@@ -178,9 +195,15 @@ func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 }
 
 func (l *Loop) checkpoint(st LoopState) error {
-	dir := l.Env.CheckpointsPath()
-	if err := SaveCheckpoint(CheckpointPath(dir, st.Step), l.Store, st.Step, st); err != nil {
+	dir := l.Env.Path(core.CheckpointsDir)
+	if err := ckpt.Save(ckpt.StepPath(dir, st.Step), l.Store, st.Step, st); err != nil {
 		return err
 	}
-	return PruneCheckpoints(dir, l.Config.KeepCheckpoints)
+	return ckpt.Prune(dir, l.Config.KeepCheckpoints)
+}
+
+// copyBest copies the step checkpoint of st.BestStep to best.ckpt.
+func (l *Loop) copyBest(st LoopState) error {
+	dir := l.Env.Path(core.CheckpointsDir)
+	return ckpt.CopyFileAtomic(ckpt.StepPath(dir, st.BestStep), filepath.Join(dir, "best"+ckpt.Ext))
 }

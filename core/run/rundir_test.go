@@ -1,4 +1,4 @@
-package core
+package run
 
 import (
 	"encoding/json"

@@ -1,4 +1,10 @@
-package core
+// Package run is peco's run machinery: it loads an experiment config, makes
+// the run directory (config.yaml, meta.json, metrics.jsonl, checkpoints/,
+// images/), runs the task with a core.Env and records how it ended; the
+// training loop (Loop) gives every training task logging, checkpoints, best
+// tracking and exact --resume. The compute backend is chosen by the caller
+// (cmd/peco), so that components never link a backend.
+package run
 
 import (
 	"context"
@@ -12,6 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gomlx/compute"
+
+	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/registry"
 )
 
@@ -25,7 +34,7 @@ type Experiment struct {
 	// Seed drives model initialisation, data order, augmentation and masking.
 	Seed int64 `mapstructure:"seed" doc:"seed for model init, data order, augmentation and masking"`
 	// Task is what the run does.
-	Task registry.Spec[Task] `mapstructure:"task" doc:"the task to run"`
+	Task registry.Spec[core.Task] `mapstructure:"task" doc:"the task to run"`
 }
 
 // Validate checks the experiment-level keys.
@@ -66,8 +75,10 @@ type RunOptions struct {
 	// Out is the run directory; empty means runs/<name>/<timestamp> (or, with
 	// Resume, the newest run under runs/<name>).
 	Out string
-	// Backend is the backend spec ("" = PECO_BACKEND or "go").
-	Backend string
+	// Backend computes the task's graphs; Device describes it in one line
+	// (meta.json).
+	Backend compute.Backend
+	Device  string
 	// Resume continues the run in Out from its newest checkpoint.
 	Resume bool
 	// Command is the command line, recorded in meta.json.
@@ -89,11 +100,13 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 	if err != nil {
 		return "", err
 	}
-	backend, desc, err := OpenBackend(opts.Backend)
-	if err != nil {
+	backend, desc := opts.Backend, opts.Device
+	if backend == nil {
+		return "", errors.New("no backend given")
+	}
+	if err := CheckDTypes(resolved, backend); err != nil {
 		return "", err
 	}
-	defer backend.Finalize()
 	dir := opts.Out
 	if dir == "" {
 		base := filepath.Join("runs", exp.Name)
@@ -106,7 +119,7 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 		}
 	}
 	meta := Meta{
-		Name: exp.Name, PecoVersion: Version, GoVersion: runtime.Version(), GoMLXVersion: moduleVersion("github.com/gomlx/gomlx"),
+		Name: exp.Name, PecoVersion: Version, GoVersion: runtime.Version(), GoMLXVersion: GoMLXVersion(),
 		Backend: backend.Name(), Device: desc, Seed: exp.Seed, Command: opts.Command, Start: time.Now().UTC(),
 	}
 	meta.Host, _ = os.Hostname()
@@ -124,10 +137,11 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 	if interval <= 0 {
 		interval = 10 * time.Second
 	}
-	env := &Env{
+	env := &core.Env{
 		Backend:  backend,
 		Seed:     exp.Seed,
-		Run:      run,
+		Dir:      run.Dir,
+		Record:   run,
 		Resume:   opts.Resume,
 		Out:      opts.Stdout,
 		Progress: NewProgressFactory(opts.Stderr, interval),
@@ -144,7 +158,7 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 
 // runTask runs the task, turning a panic (GoMLX reports graph errors by
 // panicking) into an error so that the run records it.
-func runTask(ctx context.Context, task Task, env *Env) (err error) {
+func runTask(ctx context.Context, task core.Task, env *core.Env) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("task panicked: %v\n%s", r, debug.Stack())
@@ -162,7 +176,7 @@ func newestRun(base string) (string, error) {
 	newest := ""
 	for _, e := range entries {
 		if e.IsDir() {
-			if _, err := os.Stat(filepath.Join(base, e.Name(), ConfigFile)); err == nil && e.Name() > newest {
+			if _, err := os.Stat(filepath.Join(base, e.Name(), core.ConfigFile)); err == nil && e.Name() > newest {
 				newest = e.Name()
 			}
 		}
@@ -172,6 +186,9 @@ func newestRun(base string) (string, error) {
 	}
 	return filepath.Join(base, newest), nil
 }
+
+// GoMLXVersion is the GoMLX module version this binary was built with.
+func GoMLXVersion() string { return moduleVersion("github.com/gomlx/gomlx") }
 
 // moduleVersion reads a dependency's version from the build info.
 func moduleVersion(path string) string {

@@ -1,4 +1,4 @@
-package core
+package main
 
 import (
 	"fmt"
@@ -6,7 +6,9 @@ import (
 	"strings"
 
 	"github.com/gomlx/compute"
-	// The pure-Go backend is always compiled in; the XLA backend is added by
+	// The backends are linked here, in the command, and nowhere else: the
+	// component packages build graphs for whichever backend runs them. The
+	// pure-Go backend is always compiled in; the XLA backend is added by
 	// backend_xla.go in cgo builds without the noxla tag.
 	_ "github.com/gomlx/compute/gobackend"
 	// peco's own CPU backend, "cpu".
@@ -74,6 +76,3 @@ func OpenBackend(spec string) (compute.Backend, string, error) {
 
 // Backends lists the backends compiled into this binary.
 func Backends() []string { return compute.List() }
-
-// GoMLXVersion is the GoMLX module version this binary was built with.
-func GoMLXVersion() string { return moduleVersion("github.com/gomlx/gomlx") }

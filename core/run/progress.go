@@ -1,4 +1,4 @@
-package core
+package run
 
 import (
 	"fmt"
@@ -8,10 +8,9 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
-)
 
-// ProgressFactory starts a progress reporter for work of total steps.
-type ProgressFactory func(total int, desc string) *Progress
+	"github.com/peco-dev/peco/core"
+)
 
 // Progress reports long work: a bar with steps, items/s, status and ETA when
 // the output is a terminal; plain periodic log lines otherwise.
@@ -29,12 +28,12 @@ type Progress struct {
 
 // NewProgressFactory returns a factory writing to w. Bars are drawn when w is
 // a terminal; otherwise a line is logged at most every interval.
-func NewProgressFactory(w io.Writer, interval time.Duration) ProgressFactory {
+func NewProgressFactory(w io.Writer, interval time.Duration) core.ProgressFactory {
 	isTerm := false
 	if f, ok := w.(*os.File); ok {
 		isTerm = term.IsTerminal(int(f.Fd()))
 	}
-	return func(total int, desc string) *Progress {
+	return func(total int, desc string) core.Progress {
 		p := &Progress{w: w, desc: desc, total: total, start: time.Now(), interval: interval}
 		p.lastLog = p.start
 		if isTerm {

@@ -1,6 +1,6 @@
 //go:build cgo && !noxla && linux && amd64
 
-package core
+package main
 
 // The XLA backend (PJRT plugins: CUDA, CPU), for GPU runs. Select it with
 // --backend xla:<plugin> or PECO_BACKEND.

@@ -1,0 +1,92 @@
+package core
+
+import (
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+	"github.com/gomlx/gomlx/ml/model"
+)
+
+// This file holds the capabilities a task may need from a component beyond
+// its kind's interface. A task asks for one with a type assertion to the
+// interface declared here, and says in its error which interface is missing;
+// components implement them without importing any task.
+
+// PatchBackbone is a Backbone of fixed input geometry whose Features.Tokens
+// hold one token per patch of a grid (after an optional [CLS]): what masked
+// image modeling needs to mask patches and score them.
+type PatchBackbone interface {
+	Backbone
+	// InputShape is the (height, width, channels) of the images it takes.
+	InputShape() (h, w, c int)
+	// PatchGrid is the patch grid (rows, columns) of Features.Tokens.
+	PatchGrid() (rows, cols int)
+}
+
+// LayeredBackbone is a Backbone made of a stack of blocks, for layer-wise
+// learning-rate decay (BEiT fine-tuning).
+type LayeredBackbone interface {
+	Backbone
+	// NumLayers is the number of blocks.
+	NumLayers() int
+	// LayerID maps a variable path to its decay group: 0 for the embeddings,
+	// i+1 for block i, NumLayers()+1 for everything after the blocks.
+	LayerID(variablePath string) int
+}
+
+// TokenizerOutput is one training (or evaluation) forward pass of a
+// TrainableTokenizer.
+type TokenizerOutput struct {
+	// Reconstruction is the decoded image [B, H, W, C] in [-1, 1] (roughly:
+	// a VQ-VAE's decoder output is not clipped).
+	Reconstruction *Node
+	// Tokens holds the token ids [B, h, w] int32.
+	Tokens *Node
+	// Terms are the named inputs of the tokenizer's loss terms, e.g. "z",
+	// "z_q" (vqvae) or "logits", "mu", "log_b", "kl_ramp" (dvae). The
+	// tokenizer task adds "input" (the images) and "reconstruction".
+	Terms map[string]*Node
+}
+
+// TrainableTokenizer is a Tokenizer the tokenizer task can train.
+type TrainableTokenizer interface {
+	Tokenizer
+	// Forward runs encoder, quantisation and decoder on images
+	// [B, H, W, C]. With training, stochastic parts (Gumbel noise) and
+	// in-graph state updates (EMA codebook, dead-code restarts) are on.
+	Forward(scope *model.Scope, images *Node, training bool) TokenizerOutput
+	// Grid is the token grid of a square imageSize x imageSize image.
+	Grid(imageSize int) (h, w int)
+	// Prepare sets the host-computed, step-dependent scalars (e.g. the
+	// Gumbel temperature) in the tokenizer's scope before a training step
+	// of total; it returns them for logging (nil when there are none).
+	Prepare(scope *model.Scope, step, total int) (map[string]float64, error)
+}
+
+// BatchInitializer is implemented by tokenizers that initialise state from
+// the first training batch (a VQ-VAE's codebook). The tokenizer task builds
+// and runs InitFromBatch once, before the first step of a fresh run.
+type BatchInitializer interface {
+	InitFromBatch(scope *model.Scope, images *Node)
+}
+
+// Restorer is implemented by components that carry trained weights from an
+// earlier run (a tokens target naming a tokenizer run, say). The task calls
+// Restore once on a fresh store, before any graph is built: it puts the
+// weights under scope and marks them non-trainable.
+type Restorer interface {
+	Restore(store *model.Store, scope string) error
+}
+
+// LabelSmoother is implemented by classification losses that smooth integer
+// labels; a task that builds soft targets itself (Mixup/CutMix) applies the
+// same smoothing.
+type LabelSmoother interface {
+	LabelSmoothing() float64
+}
+
+// WeightCarrier is implemented by components that bring their own trained
+// weights (a MobileNet imported from a TFLite file): HasWeights reports
+// whether this one has them. A component without it starts from random
+// weights unless a config loads some (`from:`).
+type WeightCarrier interface {
+	HasWeights() bool
+}

@@ -1,0 +1,220 @@
+package mim
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/gomlx/compute"
+	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+	"github.com/gomlx/gomlx/core/tensors"
+	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/optim"
+)
+
+// Batch is one MIM batch as the step takes it, B images of the model's
+// view and their masks, with either the target view or precomputed token
+// ids.
+type Batch struct {
+	// B is the number of images.
+	B int
+	// Images holds the model's views, B x Size x Size x Channels.
+	Images []float32
+	// View holds the target views, B x ViewSize x ViewSize x Channels
+	// (targets computed in the step).
+	View []float32
+	// Tokens holds precomputed token ids, B x N (TrainStep.TokensGiven).
+	Tokens []int32
+	// Mask holds B x N flags, true for masked patches.
+	Mask []bool
+}
+
+// TrainStep is the MIM task's training and evaluation step on its own,
+// without data, loop or logging: the task runs its steps through it, and
+// `peco bench` times it.
+type TrainStep struct {
+	Net   *Network
+	Store *model.Store
+	// Size, ViewSize and Channels are the views' geometry.
+	Size, ViewSize, Channels int
+	// TokensGiven makes the targets inputs (Batch.Tokens) instead of
+	// computing them from Batch.View in the step.
+	TokensGiven bool
+
+	opt        optim.Optimizer
+	train, ev  *model.Exec
+	totalSteps int
+}
+
+// NewTrainStep builds the step of cfg's components on a fresh store seeded
+// with seed: the backbone (a core.PatchBackbone), the target, the loss
+// (cross_entropy for token targets, l2 for continuous ones when cfg.Loss is
+// unset), the masker's count and the optimizer. A target that carries
+// trained weights (a tokenizer run) loads them, frozen. totalSteps is the
+// schedule's length. The target's tokens are an input (Batch.Tokens) with
+// tokensGiven or when the target precomputes them (core.TokenSource).
+func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps int, tokensGiven bool) (*TrainStep, error) {
+	built, err := cfg.Backbone.Build()
+	if err != nil {
+		return nil, fmt.Errorf("backbone: %w", err)
+	}
+	backbone, ok := built.(core.PatchBackbone)
+	if !ok {
+		return nil, fmt.Errorf("backbone %q (%T) does not report its patch grid (core.PatchBackbone): MIM needs one, e.g. a vit", cfg.Backbone.Type, built)
+	}
+	gh, gw := backbone.PatchGrid()
+	size, _, channels := backbone.InputShape()
+	if cfg.Data.Augment.Size != size {
+		return nil, fmt.Errorf("data.augment.size %d differs from the backbone's image size %d", cfg.Data.Augment.Size, size)
+	}
+	target, err := cfg.Target.Build()
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	lossSpec := cfg.Loss
+	if !lossSpec.IsSet() {
+		lossSpec = DefaultLoss(target.Discrete())
+	}
+	loss, err := lossSpec.Build()
+	if err != nil {
+		return nil, fmt.Errorf("loss: %w", err)
+	}
+	maskF, err := cfg.Masker.Build()
+	if err != nil {
+		return nil, fmt.Errorf("masker: %w", err)
+	}
+	if src, ok := target.(core.TokenSource); ok && src.PrecomputedViews() > 0 {
+		tokensGiven = true
+	}
+	if tokensGiven && !target.Discrete() {
+		return nil, fmt.Errorf("target %q: only token targets can be precomputed", cfg.Target.Type)
+	}
+	viewSize := cfg.Data.Augment.SecondSize
+	if viewSize == 0 {
+		viewSize = size
+	}
+	dim, err := target.Dim(viewSize, viewSize, channels, gh, gw)
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	opt, err := cfg.Optimizer.Build()
+	if err != nil {
+		return nil, fmt.Errorf("optimizer: %w", err)
+	}
+	s := &TrainStep{
+		Net: &Network{Backbone: backbone, Target: target, Loss: loss, Dim: dim, GridH: gh, GridW: gw,
+			NumMasked: maskF.Count(gh, gw), PredictAll: cfg.PredictAll},
+		Store: model.NewStore(), Size: size, ViewSize: viewSize, Channels: channels,
+		TokensGiven: tokensGiven, opt: opt, totalSteps: totalSteps,
+	}
+	s.Store.SetParam(model.ParamInitialSeed, seed)
+	if r, ok := target.(core.Restorer); ok {
+		if err := r.Restore(s.Store, "/"+TokenizerScope); err != nil {
+			return nil, fmt.Errorf("target: %w", err)
+		}
+	}
+	adamw := opt.New()
+	adamw.Trainable = func(p string) bool { return !strings.HasPrefix(p, "/"+TokenizerScope+"/") }
+	if s.train, err = model.NewExec(backend, s.Store, func(scope *model.Scope, in []*Node) []*Node {
+		loss, correct := s.Net.Objective(scope, in[0], in[1], in[2], in[3], true)
+		adamw.UpdateGraph(scope, loss.Graph(), loss)
+		return []*Node{loss, correct}
+	}); err != nil {
+		return nil, fmt.Errorf("building the training graph: %w", err)
+	}
+	if s.ev, err = model.NewExec(backend, s.Store, func(scope *model.Scope, in []*Node) []*Node {
+		loss, correct := s.Net.Objective(scope, in[0], in[1], in[2], in[3], false)
+		return []*Node{loss, correct}
+	}); err != nil {
+		return nil, fmt.Errorf("building the evaluation graph: %w", err)
+	}
+	return s, nil
+}
+
+// Run trains on one batch at optimizer step `step` (the learning rate
+// follows the schedule) and returns the step's metrics: mim_loss, lr,
+// grad_norm and, for token targets, mim_acc (masked tokens predicted right).
+func (s *TrainStep) Run(b Batch, step int) (map[string]float64, error) {
+	lr := s.opt.BaseLR() * s.opt.Schedule().Factor(step, s.totalSteps)
+	if err := optim.SetLR(s.Store, lr); err != nil {
+		return nil, err
+	}
+	in, err := s.inputs(b)
+	if err != nil {
+		return nil, err
+	}
+	out, err := s.train.Exec(in...)
+	if err != nil {
+		return nil, err
+	}
+	loss := float64(tensors.ToScalar[float32](out[0]))
+	if math.IsNaN(loss) || math.IsInf(loss, 0) {
+		return nil, fmt.Errorf("the MIM loss is %v", loss)
+	}
+	m := map[string]float64{"mim_loss": loss, "lr": lr, "grad_norm": optim.GradNorm(s.Store)}
+	if s.Net.Target.Discrete() {
+		m["mim_acc"] = float64(tensors.ToScalar[float32](out[1])) / float64(b.B*s.Net.NumMasked)
+	}
+	return m, nil
+}
+
+// Eval scores one batch without updating: the loss and the number of
+// masked tokens predicted right.
+func (s *TrainStep) Eval(b Batch) (loss, correct float64, err error) {
+	in, err := s.inputs(b)
+	if err != nil {
+		return 0, 0, err
+	}
+	out, err := s.ev.Exec(in...)
+	if err != nil {
+		return 0, 0, err
+	}
+	return float64(tensors.ToScalar[float32](out[0])), float64(tensors.ToScalar[float32](out[1])), nil
+}
+
+// inputs packs a batch into the graph's inputs: images [B,S,S,C], the target
+// view [B,T,T,C] or the tokens [B,N] (int32), the mask [B,N] (float32 0/1)
+// and the flat indices b*N+patch of the masked patches [B*NumMasked]
+// (int32; with predict_all and an inexact masker, padded with index 0 —
+// unused).
+func (s *TrainStep) inputs(b Batch) ([]any, error) {
+	n, m := s.Net.GridH*s.Net.GridW, s.Net.NumMasked
+	if len(b.Images) != b.B*s.Size*s.Size*s.Channels || len(b.Mask) != b.B*n {
+		return nil, fmt.Errorf("mim: batch of %d has %d image values and %d mask flags, want %d and %d",
+			b.B, len(b.Images), len(b.Mask), b.B*s.Size*s.Size*s.Channels, b.B*n)
+	}
+	mask := make([]float32, b.B*n)
+	idx := make([]int32, b.B*m)
+	for i := range b.B {
+		k := 0
+		for j, v := range b.Mask[i*n : (i+1)*n] {
+			if v {
+				mask[i*n+j] = 1
+				if k < m {
+					idx[i*m+k] = int32(i*n + j)
+					k++
+				}
+			}
+		}
+	}
+	var target any
+	if s.TokensGiven {
+		if len(b.Tokens) != b.B*n {
+			return nil, fmt.Errorf("mim: batch of %d has %d tokens, want %d", b.B, len(b.Tokens), b.B*n)
+		}
+		target = tensors.FromFlatDataAndDimensions(b.Tokens, b.B, n)
+	} else {
+		if len(b.View) != b.B*s.ViewSize*s.ViewSize*s.Channels {
+			return nil, fmt.Errorf("mim: batch of %d has %d target-view values, want %d", b.B, len(b.View), b.B*s.ViewSize*s.ViewSize*s.Channels)
+		}
+		target = tensors.FromFlatDataAndDimensions(b.View, b.B, s.ViewSize, s.ViewSize, s.Channels)
+	}
+	return []any{
+		tensors.FromFlatDataAndDimensions(b.Images, b.B, s.Size, s.Size, s.Channels),
+		target,
+		tensors.FromFlatDataAndDimensions(mask, b.B, n),
+		tensors.FromFlatDataAndDimensions(idx, b.B*m),
+	}, nil
+}
