@@ -8,9 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gomlx/compute/gobackend"
+
 	"github.com/peco-dev/peco/backbones/conv"
 	"github.com/peco-dev/peco/backbones/mobilenet"
-	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/losses"
 	"github.com/peco-dev/peco/optim"
 	"github.com/peco-dev/peco/tokenizers"
@@ -130,7 +131,7 @@ func TestTokenizerWorkloadNamesMissingWeights(t *testing.T) {
 // time; GoMLX's parallel executor can deadlock on the tokenizer graph, see
 // docs/gomlx_notes.md); skipped without the shared files.
 func TestNewWorkloadsSmoke(t *testing.T) {
-	backend, _, err := core.OpenBackend("go")
+	backend, err := gobackend.New("ops_sequential")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,13 +17,6 @@ import (
 	"time"
 
 	"github.com/gomlx/compute"
-	"github.com/gomlx/compute/dtypes"
-	"github.com/gomlx/compute/shapes"
-	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
-	"github.com/gomlx/gomlx/core/tensors"
-	"github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/ml/model/initializer"
-	"github.com/gomlx/gomlx/ml/train"
 
 	"github.com/peco-dev/peco/backbones/mobilenet"
 	"github.com/peco-dev/peco/backbones/vit"
@@ -33,7 +26,11 @@ import (
 	"github.com/peco-dev/peco/losses"
 	"github.com/peco-dev/peco/optim"
 	"github.com/peco-dev/peco/registry"
+	"github.com/peco-dev/peco/targets"
+	"github.com/peco-dev/peco/tasks/classify"
+	"github.com/peco-dev/peco/tasks/mim"
 	"github.com/peco-dev/peco/tasks/tokenizer"
+	"github.com/peco-dev/peco/tokenizers"
 	_ "github.com/peco-dev/peco/tokenizers" // the vqvae tokenizer
 )
 
@@ -169,42 +166,33 @@ func RunStep(backend compute.Backend, w Workload, files Files, warmup, iters int
 	return res, nil
 }
 
-// vitStep builds the MIM or fine-tuning step of a ViT workload; done, when
-// not nil, releases the input pipeline.
+// vitStep builds the MIM or fine-tuning step of a ViT workload: the MIM
+// task's own step (mim.TrainStep, with the workload's random token ids as
+// its precomputed targets and its masker's masks) or the classification
+// task's (classify.TrainStep), as the tasks run them. done, when not nil,
+// releases the input pipeline.
 func vitStep(backend compute.Backend, w Workload, files Files) (step func() (float64, error), done func(), err error) {
-	m, err := vit.NewViT(vit.Config{
+	vc := vit.Config{
 		ImageSize: w.Image, PatchSize: w.Patch, InChannels: 3, Dim: w.Dim, Depth: w.Layers, Heads: w.Heads,
 		MLPRatio: 4, QKVBias: true, UseCLS: true, AbsPosEmb: true, RelPosBias: vit.RelPosNone,
 		LayerNormEps: 1e-6, InitStd: 0.02, DType: "float32",
-	})
-	if err != nil {
-		return nil, nil, err
 	}
-	store := model.NewStore()
-	store.SetParam(model.ParamInitialSeed, int64(0))
-	opt := &optim.AdamW{Config: optim.DefaultAdamW()}
-	opt.Config.ClipGrad = 0 // the peer does not clip
-	if err := optim.SetLR(store, 1.5e-3); err != nil {
-		return nil, nil, err
-	}
-	ce := losses.CrossEntropy{Config: losses.CrossEntropyConfig{Weight: 1}}
-	ceLoss := func(labels, preds []*Node) *Node {
-		l, err := ce.Compute(nil, map[string]*Node{"logits": preds[0], "labels": labels[0]})
-		if err != nil {
-			panic(err)
-		}
-		return l
-	}
-	np := (w.Image / w.Patch) * (w.Image / w.Patch)
+	opt := optim.DefaultAdamW()
+	opt.LR, opt.ClipGrad = 1.5e-3, 0 // the peer does not clip
+	opt.Schedule = registry.Spec[optim.Schedule]{Type: "constant", Config: registry.MustDefaults(optim.Schedules, "constant")}
+	optSpec := registry.Spec[optim.Optimizer]{Type: "adamw", Config: &opt}
+	backbone := registry.Spec[core.Backbone]{Type: "vit", Config: &vc}
+	ce := registry.Spec[core.Loss]{Type: "cross_entropy", Config: registry.MustDefaults(core.Losses, "cross_entropy")}
+
 	r := rand.New(rand.NewPCG(0, 1))
-	images := func() (*tensors.Tensor, error) { return randomImages(r, w), nil }
+	images := func() ([]float32, error) { return randomImages(r, w), nil }
 	if w.Data != "" {
 		var p *data.Pipeline[[]float32]
 		if p, err = realImages(w, files.DataDir); err != nil {
 			return nil, nil, err
 		}
 		done = func() { p.Close() }
-		images = func() (*tensors.Tensor, error) {
+		images = func() ([]float32, error) {
 			b, err := p.Next()
 			if err != nil {
 				return nil, err
@@ -213,82 +201,78 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 			for _, it := range b.Items {
 				pix = append(pix, it...)
 			}
-			return tensors.FromFlatDataAndDimensions(pix, w.Batch, w.Image, w.Image, 3), nil
+			return pix, nil
 		}
 	}
 
-	var trainer *train.Trainer
-	var makeBatch func() (train.Batch, error)
+	i := 0
 	if w.Vocab > 0 {
-		trainer = train.NewTrainer(backend, store,
-			func(scope *model.Scope, spec any, in []*Node) []*Node {
-				images, mask, rows := in[0], in[1], in[2]
-				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Mask: mask, Training: true})
-				b := images.Shape().Dim(0)
-				patches := Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()) // drop [CLS]
-				flat := Reshape(patches, b*np, w.Dim)
-				masked := Gather(flat, ExpandAxes(rows, -1)) // only the masked rows reach the head
-				return []*Node{dense(scope.In("head"), masked, w.Vocab)}
-			},
-			ceLoss, opt, nil, nil)
-		makeBatch = func() (train.Batch, error) {
-			images, err := images()
-			if err != nil {
-				return train.Batch{}, err
-			}
-			mask := make([]bool, w.Batch*np)
-			rows := make([]int32, 0, w.Batch*w.Masked)
-			for i := 0; i < w.Batch; i++ {
-				for _, j := range r.Perm(np)[:w.Masked] {
-					mask[i*np+j] = true
-				}
-				for j := 0; j < np; j++ {
-					if mask[i*np+j] {
-						rows = append(rows, int32(i*np+j))
-					}
-				}
-			}
-			targets := make([]int32, len(rows))
-			for i := range targets {
-				targets[i] = int32(r.IntN(w.Vocab))
-			}
-			return train.Batch{
-				Inputs: []*tensors.Tensor{images, tensors.FromFlatDataAndDimensions(mask, w.Batch, np),
-					tensors.FromFlatDataAndDimensions(rows, len(rows))},
-				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(targets, len(targets))},
-			}, nil
+		cfg := mim.DefaultConfig()
+		cfg.Data.Augment.Size = w.Image
+		cfg.Backbone, cfg.Loss, cfg.Optimizer = backbone, ce, optSpec
+		// The targets are the workload's random ids, given to the step as
+		// precomputed tokens; the tokenizer (of the workload's vocabulary)
+		// is never run.
+		tok := registry.MustDefaults(core.Tokenizers, "vqvae").(*tokenizers.VQVAEConfig)
+		tok.CodebookSize = w.Vocab
+		cfg.Target = registry.Spec[core.Target]{Type: "tokens", Config: &targets.TokensConfig{Tokenizer: registry.Spec[core.Tokenizer]{Type: "vqvae", Config: tok}}}
+		cfg.Masker = registry.Spec[data.MaskerFactory]{Type: "random", Config: &data.RandomMaskConfig{NumMasked: w.Masked}}
+		ts, err := mim.NewTrainStep(backend, cfg, 0, 1000, true)
+		if err != nil {
+			return nil, done, err
 		}
-	} else {
-		trainer = train.NewTrainer(backend, store,
-			func(scope *model.Scope, images *Node) *Node {
-				f := m.Forward(scope.In("backbone"), images, core.ForwardOptions{Training: true})
-				pooled := ReduceMean(Slice(f.Tokens, AxisRange(), AxisRange(1), AxisRange()), 1)
-				return dense(scope.In("head"), pooled, w.Classes)
-			},
-			ceLoss, opt, nil, nil)
-		makeBatch = func() (train.Batch, error) {
-			images, err := images()
-			if err != nil {
-				return train.Batch{}, err
-			}
-			labels := make([]int32, w.Batch)
-			for i := range labels {
-				labels[i] = int32(r.IntN(w.Classes))
-			}
-			return train.Batch{Inputs: []*tensors.Tensor{images},
-				Labels: []*tensors.Tensor{tensors.FromFlatDataAndDimensions(labels, w.Batch)}}, nil
+		mf, err := cfg.Masker.Build()
+		if err != nil {
+			return nil, done, err
 		}
+		masker, err := mf.New(ts.Net.GridH, ts.Net.GridW)
+		if err != nil {
+			return nil, done, err
+		}
+		np := ts.Net.GridH * ts.Net.GridW
+		step = func() (float64, error) {
+			pix, err := images()
+			if err != nil {
+				return 0, err
+			}
+			b := mim.Batch{B: w.Batch, Images: pix, Tokens: make([]int32, w.Batch*np)}
+			for j := range w.Batch {
+				b.Mask = append(b.Mask, masker.Mask(r)...)
+				for k := range np {
+					b.Tokens[j*np+k] = int32(r.IntN(w.Vocab))
+				}
+			}
+			m, err := ts.Run(b, i)
+			i++
+			if err != nil {
+				return 0, err
+			}
+			return m["mim_loss"], nil
+		}
+		return step, done, nil
+	}
+	cfg := classify.DefaultConfig()
+	cfg.Data.Augment.Size = w.Image
+	cfg.Backbone, cfg.Loss, cfg.Optimizer = backbone, ce, optSpec
+	ts, err := classify.NewTrainStep(backend, cfg, 0, w.Classes, 1000)
+	if err != nil {
+		return nil, done, err
 	}
 	step = func() (float64, error) {
-		b, err := makeBatch()
+		pix, err := images()
 		if err != nil {
 			return 0, err
 		}
-		mt, err := trainer.TrainStep(b)
+		b := classify.Batch{B: w.Batch, Images: pix, Labels: make([]int32, w.Batch)}
+		for j := range b.Labels {
+			b.Labels[j] = int32(r.IntN(w.Classes))
+		}
+		m, err := ts.Run(b, i)
+		i++
 		if err != nil {
 			return 0, err
 		}
-		return float64(tensors.ToScalar[float32](mt[0])), nil
+		return m["loss"], nil
 	}
 	return step, done, nil
 }
@@ -403,21 +387,12 @@ func TokenizerConfig(name, weightsDir string) (*tokenizer.Config, error) {
 	return cfg, nil
 }
 
-func randomImages(r *rand.Rand, w Workload) *tensors.Tensor {
+func randomImages(r *rand.Rand, w Workload) []float32 {
 	pix := make([]float32, w.Batch*w.Image*w.Image*3)
 	for i := range pix {
 		pix[i] = float32(r.NormFloat64())
 	}
-	return tensors.FromFlatDataAndDimensions(pix, w.Batch, w.Image, w.Image, 3)
-}
-
-// dense is a linear layer with weight [in, out] and bias.
-func dense(scope *model.Scope, x *Node, out int) *Node {
-	g := x.Graph()
-	in := x.Shape().Dim(-1)
-	wt := scope.WithInitializer(initializer.RandomNormalFn(scope, 0.02)).VariableWithShape("weight", shapes.Make(dtypes.Float32, in, out)).NodeValue(g)
-	b := scope.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, out)).NodeValue(g)
-	return Add(MatMul(x, wt), ExpandLeftToRank(b, x.Rank()))
+	return pix
 }
 
 // Table renders results as a Markdown table with ours/peer ratios.

@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/gomlx/compute/gobackend"
@@ -13,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/registry"
 	_ "github.com/peco-dev/peco/registry/builtin"
 )
@@ -85,12 +87,15 @@ func TestPerceptualFromCheckpoint(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ckpt := filepath.Join(dir, "last.ckpt")
-	if err := core.SaveCheckpoint(ckpt, src, 1, nil); err != nil {
+	runDir := filepath.Dir(dir)
+	if err := os.WriteFile(filepath.Join(runDir, core.ConfigFile), []byte("task: {type: classification}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := ckpt.Save(filepath.Join(dir, "last.ckpt"), src, 1, nil); err != nil {
 		t.Fatal(err)
 	}
 
-	l := perceptual(t, map[string]any{"network": vitParams, "layers": []any{0, 1}, "checkpoint": ckpt, "input_norm": "half", "network_norm": "half"})
+	l := perceptual(t, map[string]any{"network": vitParams, "layers": []any{0, 1}, "from": runDir, "input_norm": "half", "network_norm": "half"})
 	store := model.NewStore()
 	r := rand.New(rand.NewPCG(1, 2))
 	x := noisy(r, make([]float32, 2*16*16*3), 0.5)
@@ -114,10 +119,45 @@ func TestPerceptualFromCheckpoint(t *testing.T) {
 	if v.Trainable {
 		t.Error("the loaded perceptual network is trainable")
 	}
-	// A checkpoint without the scope is refused, naming it.
-	cfg, _ := registry.DecodeComponent("loss", "perceptual", map[string]any{"network": vitParams, "checkpoint": ckpt, "checkpoint_scope": "/nothing"})
-	if _, err := core.Losses.Build("perceptual", cfg); err == nil {
-		t.Error("a checkpoint without the network's scope was accepted")
+	// A run without the network's scope is refused, naming it.
+	empty := model.NewStore()
+	empty.Scope("/tokenizer").VariableWithValue("w", []float32{1})
+	if err := ckpt.Save(filepath.Join(dir, "last.ckpt"), empty, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := registry.DecodeComponent("loss", "perceptual", map[string]any{"network": vitParams, "from": runDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.Losses.Build("perceptual", cfg); err == nil || !strings.Contains(err.Error(), "/backbone") {
+		t.Errorf("a run without the network's scope: %v", err)
+	}
+}
+
+// TestPerceptualRandomWeightsRefused: a network without trained weights is
+// an error unless the config says random_weights: true; the old keys say
+// what to write instead.
+func TestPerceptualRandomWeightsRefused(t *testing.T) {
+	vitParams := map[string]any{"type": "vit", "preset": "", "image_size": 16, "patch_size": 4, "dim": 16, "depth": 2, "heads": 2}
+	cfg, err := registry.DecodeComponent("loss", "perceptual", map[string]any{"network": vitParams})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.Losses.Build("perceptual", cfg); err == nil || !strings.Contains(err.Error(), "random_weights") {
+		t.Errorf("a random-weight network: %v, want an error naming random_weights", err)
+	}
+	cfg, err = registry.DecodeComponent("loss", "perceptual", map[string]any{"network": vitParams, "random_weights": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := core.Losses.Build("perceptual", cfg); err != nil {
+		t.Errorf("random_weights: true: %v", err)
+	}
+	for _, old := range []string{"checkpoint", "checkpoint_scope"} {
+		_, err := registry.DecodeComponent("loss", "perceptual", map[string]any{"network": vitParams, old: "runs/x"})
+		if err == nil || !strings.Contains(err.Error(), "from: RUN") {
+			t.Errorf("retired key %s: %v, want a message naming from: RUN", old, err)
+		}
 	}
 }
 

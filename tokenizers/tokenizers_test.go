@@ -10,6 +10,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/backbones/conv"
+	"github.com/peco-dev/peco/core"
 )
 
 func mat(rows int, v ...float32) *tensors.Tensor {
@@ -201,7 +202,7 @@ func TestTokenizerShapes(t *testing.T) {
 	dv := DefaultDVAE()
 	dv.Encoder, dv.Decoder, dv.CodebookSize, dv.CodeDim = enc, enc, 16, 4
 	for _, name := range []string{"vqvae", "dvae"} {
-		tok := map[string]Trainable{"vqvae": vqm, "dvae": &DVAE{Config: dv}}[name]
+		tok := map[string]core.TrainableTokenizer{"vqvae": vqm, "dvae": &DVAE{Config: dv}}[name]
 		t.Log(name)
 		store := model.NewStore()
 		if _, err := tok.Prepare(store.Scope("/tokenizer"), 0, 10); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/initializer"
 
+	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/registry"
 )
 
@@ -39,34 +40,34 @@ type fakeTokenizerConfig struct {
 }
 
 func init() {
-	registry.Register(Tokenizers, "test_fake_tokenizer", "test only",
+	registry.Register(core.Tokenizers, "test_fake_tokenizer", "test only",
 		func() fakeTokenizerConfig { return fakeTokenizerConfig{Vocab: 4} },
-		func(c fakeTokenizerConfig) (Tokenizer, error) { return fakeTokenizer{vocab: c.Vocab}, nil })
+		func(c fakeTokenizerConfig) (core.Tokenizer, error) { return fakeTokenizer{vocab: c.Vocab}, nil })
 }
 
 // writeRun writes a fake tokenizer run: config.yaml and a checkpoint whose
 // /tokenizer/enc/scale is 3 (plus optimizer and unrelated variables).
 func writeRun(t *testing.T, dir, ckptName string) string {
 	t.Helper()
-	if err := os.MkdirAll(filepath.Join(dir, CheckpointsDir), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(dir, core.CheckpointsDir), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	cfg := "name: tok\nseed: 0\ntask:\n  type: tokenizer\n  tokenizer: {type: test_fake_tokenizer, vocab: 7}\n"
-	if err := os.WriteFile(filepath.Join(dir, ConfigFile), []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, core.ConfigFile), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	store := model.NewStore()
 	store.Scope("/tokenizer/enc").VariableWithValue("scale", []float32{3})
 	store.Scope("/adamw/tokenizer/enc").VariableWithValue("scale_m1", []float32{0.5})
 	store.Scope("/other").VariableWithValue("x", []float32{9, 9})
-	p := filepath.Join(dir, CheckpointsDir, ckptName)
-	if err := SaveCheckpoint(p, store, 10, nil); err != nil {
+	p := filepath.Join(dir, core.CheckpointsDir, ckptName)
+	if err := Save(p, store, 10, nil); err != nil {
 		t.Fatal(err)
 	}
 	return p
 }
 
-func TestResolveCheckpoint(t *testing.T) {
+func TestResolve(t *testing.T) {
 	root := t.TempDir()
 	runA := filepath.Join(root, "runs", "tok", "20260101-000000")
 	runB := filepath.Join(root, "runs", "tok", "20260102-000000")
@@ -76,60 +77,60 @@ func TestResolveCheckpoint(t *testing.T) {
 
 	check := func(ref, wantCkpt, wantRun string) {
 		t.Helper()
-		c, r, err := ResolveCheckpoint(ref)
+		c, r, err := Resolve(ref)
 		if err != nil {
-			t.Fatalf("ResolveCheckpoint(%s): %v", ref, err)
+			t.Fatalf("Resolve(%s): %v", ref, err)
 		}
 		if c != wantCkpt || r != wantRun {
-			t.Errorf("ResolveCheckpoint(%s) = %s, %s; want %s, %s", ref, c, r, wantCkpt, wantRun)
+			t.Errorf("Resolve(%s) = %s, %s; want %s, %s", ref, c, r, wantCkpt, wantRun)
 		}
 	}
 	check(stepA, stepA, runA)
-	check(runA, filepath.Join(runA, CheckpointsDir, "step-000000020.ckpt"), runA)
+	check(runA, filepath.Join(runA, core.CheckpointsDir, "step-000000020.ckpt"), runA)
 	check(runB, lastB, runB)
 	check(filepath.Join(root, "runs", "tok"), lastB, runB)
 
 	for _, bad := range []string{filepath.Join(root, "nope"), filepath.Join(root, "runs")} {
-		_, _, err := ResolveCheckpoint(bad)
+		_, _, err := Resolve(bad)
 		if err == nil || !strings.Contains(err.Error(), bad) {
-			t.Errorf("ResolveCheckpoint(%s): error %v should name the path", bad, err)
+			t.Errorf("Resolve(%s): error %v should name the path", bad, err)
 		}
 	}
 	empty := filepath.Join(root, "empty")
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(empty, ConfigFile), []byte("seed: 0\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(empty, core.ConfigFile), []byte("seed: 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := ResolveCheckpoint(empty); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
+	if _, _, err := Resolve(empty); err == nil || !strings.Contains(err.Error(), "no checkpoint") {
 		t.Errorf("run without checkpoints: got %v", err)
 	}
 }
 
-// TestPretrainedTokenizer builds the "pretrained" tokenizer from a fake run
-// directory, restores it under another scope and checks the delegation, the
-// restored values, that they are frozen and that nothing else was loaded.
-func TestPretrainedTokenizer(t *testing.T) {
-	run := filepath.Join(t.TempDir(), "tokrun")
-	writeRun(t, run, "last.ckpt")
-	cfg, err := registry.DecodeComponent(Tokenizers.Kind(), "pretrained", map[string]any{"checkpoint": run})
+// TestOpenRun opens a fake tokenizer run, builds its tokenizer from the
+// run's config, loads its weights under another scope (frozen, and through
+// the loader when trainable) and checks the restored values, that nothing
+// else was loaded, and the errors.
+func TestOpenRun(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "tokrun")
+	writeRun(t, dir, "last.ckpt")
+	r, err := OpenRun(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := Tokenizers.Build("pretrained", cfg)
+	if r.TaskType() != "tokenizer" || r.Dir != dir || !strings.HasSuffix(r.Checkpoint, "last.ckpt") {
+		t.Errorf("run = %+v", r)
+	}
+	tok, err := Build[core.Tokenizer](r, "task.tokenizer")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tok.VocabSize() != 7 {
 		t.Errorf("VocabSize = %d, want 7 (from the run's config)", tok.VocabSize())
 	}
-	pt, ok := tok.(*PretrainedTokenizer)
-	if !ok {
-		t.Fatalf("built %T, want *PretrainedTokenizer", tok)
-	}
 	store := model.NewStore()
-	if err := pt.Restore(store, "/frozen"); err != nil {
+	if err := r.Load(store, "/tokenizer", "/frozen", true); err != nil {
 		t.Fatal(err)
 	}
 	v := store.GetVariable("/frozen/enc/scale")
@@ -163,12 +164,28 @@ func TestPretrainedTokenizer(t *testing.T) {
 		t.Errorf("Encode with the restored weights = %v, want [3 6]", got)
 	}
 
-	if err := (&PretrainedTokenizer{Tokenizer: pt.Tokenizer, CheckpointPath: pt.CheckpointPath, Scope: "/nothing"}).
-		Restore(model.NewStore(), "/t"); err == nil || !strings.Contains(err.Error(), "/nothing") {
-		t.Errorf("restore from an empty scope: got %v", err)
+	// Trainable: the value arrives when the model creates the variable.
+	s2 := model.NewStore()
+	if err := r.Load(s2, "/tokenizer", "/tokenizer", false); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := registry.DecodeComponent(Tokenizers.Kind(), "pretrained", map[string]any{}); err == nil {
-		t.Error("pretrained without checkpoint: want a config error")
+	if s2.NumVariables() != 0 {
+		t.Errorf("trainable load created %d variables up front, want 0", s2.NumVariables())
+	}
+	w := s2.Scope("/tokenizer/enc").VariableWithShape("scale", shapes.Make(dtypes.Float32, 1))
+	if got := tensors.MustCopyFlatData[float32](w.MustValue()); got[0] != 3 || !w.Trainable {
+		t.Errorf("created variable = %v (trainable %v), want [3], trainable", got, w.Trainable)
+	}
+
+	if err := r.Load(model.NewStore(), "/nothing", "/t", true); err == nil ||
+		!strings.Contains(err.Error(), "/nothing") || !strings.Contains(err.Error(), `"tokenizer"`) {
+		t.Errorf("load from an empty scope: got %v", err)
+	}
+	if _, err := Build[core.Tokenizer](r, "task.missing"); err == nil {
+		t.Error("building a missing key: want an error")
+	}
+	if _, err := OpenRun(filepath.Join(dir, "nope")); err == nil || !strings.Contains(err.Error(), "nope") {
+		t.Errorf("open of a missing run: %v", err)
 	}
 }
 

@@ -15,6 +15,9 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
+	"github.com/peco-dev/peco/core/run"
+	"github.com/peco-dev/peco/core/run/runtest"
 	_ "github.com/peco-dev/peco/registry/builtin"
 	"github.com/peco-dev/peco/tasks/classify"
 )
@@ -70,13 +73,9 @@ func (w *cancelWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func run(t *testing.T, cfgPath, out string, resume bool, stderr io.Writer, ctx context.Context, sets ...string) error {
+func runCfg(t *testing.T, cfgPath, out string, resume bool, stderr io.Writer, ctx context.Context, sets ...string) error {
 	t.Helper()
-	exp, resolved, err := core.LoadExperiment(cfgPath, sets)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = core.RunExperiment(ctx, exp, resolved, core.RunOptions{
+	_, err := runtest.Run(ctx, t, cfgPath, sets, run.RunOptions{
 		Out: out, Resume: resume, Stdout: io.Discard, Stderr: stderr, ProgressInterval: 1,
 	})
 	return err
@@ -85,7 +84,7 @@ func run(t *testing.T, cfgPath, out string, resume bool, stderr io.Writer, ctx c
 // series extracts "phase/step -> value" from a run's metrics.
 func series(t *testing.T, dir string) map[string]float64 {
 	t.Helper()
-	recs, err := core.ReadMetrics(filepath.Join(dir, core.MetricsFile))
+	recs, err := run.ReadMetrics(filepath.Join(dir, core.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +108,7 @@ func TestMNISTRunDeterministicAndResumable(t *testing.T) {
 	cfg := writeConfig(t)
 	root := t.TempDir()
 	a := filepath.Join(root, "a")
-	if err := run(t, cfg, a, false, io.Discard, context.Background()); err != nil {
+	if err := runCfg(t, cfg, a, false, io.Discard, context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	sa := series(t, a)
@@ -127,7 +126,7 @@ func TestMNISTRunDeterministicAndResumable(t *testing.T) {
 
 	// Same seed, same backend: the same metrics.
 	b := filepath.Join(root, "b")
-	if err := run(t, cfg, b, false, io.Discard, context.Background()); err != nil {
+	if err := runCfg(t, cfg, b, false, io.Discard, context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	compare(t, "rerun", sa, series(t, b))
@@ -137,18 +136,18 @@ func TestMNISTRunDeterministicAndResumable(t *testing.T) {
 	c := filepath.Join(root, "c")
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &cancelWriter{marker: "train 5/16", cancel: cancel}
-	err := run(t, cfg, c, false, w, ctx)
+	err := runCfg(t, cfg, c, false, w, ctx)
 	if err == nil {
 		t.Fatal("the cancelled run reported success")
 	}
-	if m := readStatus(t, c); m != core.StatusCancelled {
+	if m := readStatus(t, c); m != run.StatusCancelled {
 		t.Errorf("status after cancel = %q", m)
 	}
-	if err := run(t, cfg, c, true, io.Discard, context.Background()); err != nil {
+	if err := runCfg(t, cfg, c, true, io.Discard, context.Background()); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	compare(t, "resumed", sa, series(t, c))
-	if m := readStatus(t, c); m != core.StatusCompleted {
+	if m := readStatus(t, c); m != run.StatusCompleted {
 		t.Errorf("status after resume = %q", m)
 	}
 }
@@ -204,16 +203,16 @@ func TestLinearProbeFreezesBackbone(t *testing.T) {
 	}
 	cfg := writeConfig(t)
 	dir := filepath.Join(t.TempDir(), "probe")
-	err := run(t, cfg, dir, false, io.Discard, context.Background(),
+	err := runCfg(t, cfg, dir, false, io.Discard, context.Background(),
 		"task.mode=linear_probe", "task.probe_layer=0", "task.epochs=1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := core.LoadCheckpoint(core.CheckpointPath(filepath.Join(dir, core.CheckpointsDir), 3))
+	first, err := ckpt.Load(ckpt.StepPath(filepath.Join(dir, core.CheckpointsDir), 3))
 	if err != nil {
 		t.Fatal(err)
 	}
-	last, err := core.LoadCheckpoint(filepath.Join(dir, core.CheckpointsDir, "last.ckpt"))
+	last, err := ckpt.Load(filepath.Join(dir, core.CheckpointsDir, "last.ckpt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +253,7 @@ func TestMixupCutMixRun(t *testing.T) {
 	}
 	cfg := writeConfig(t)
 	dir := filepath.Join(t.TempDir(), "mix")
-	err := run(t, cfg, dir, false, io.Discard, context.Background(),
+	err := runCfg(t, cfg, dir, false, io.Discard, context.Background(),
 		"task.mix={mixup: 0.8, cutmix: 1.0, prob: 1.0, switch_prob: 0.5}", "task.erasing.prob=0.25",
 		"task.loss.label_smoothing=0.1", "task.epochs=1", "task.data.augment.randaugment={n: 2, m: 9, mstd: 0.5}")
 	if err != nil {
@@ -278,21 +277,21 @@ func TestPretrainedBackboneLoads(t *testing.T) {
 	cfg := writeConfig(t)
 	root := t.TempDir()
 	a := filepath.Join(root, "a")
-	if err := run(t, cfg, a, false, io.Discard, context.Background(), "task.epochs=1"); err != nil {
+	if err := runCfg(t, cfg, a, false, io.Discard, context.Background(), "task.epochs=1"); err != nil {
 		t.Fatal(err)
 	}
 	// A linear probe on a's backbone keeps it exactly: its checkpoint must
 	// hold a's final backbone weights.
 	b := filepath.Join(root, "b")
-	if err := run(t, cfg, b, false, io.Discard, context.Background(), "task.epochs=1",
-		"task.mode=linear_probe", "task.pretrained="+a); err != nil {
+	if err := runCfg(t, cfg, b, false, io.Discard, context.Background(), "task.epochs=1",
+		"task.mode=linear_probe", "task.from="+a); err != nil {
 		t.Fatal(err)
 	}
-	ca, err := core.LoadCheckpoint(filepath.Join(a, core.CheckpointsDir, "last.ckpt"))
+	ca, err := ckpt.Load(filepath.Join(a, core.CheckpointsDir, "last.ckpt"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cb, err := core.LoadCheckpoint(filepath.Join(b, core.CheckpointsDir, "last.ckpt"))
+	cb, err := ckpt.Load(filepath.Join(b, core.CheckpointsDir, "last.ckpt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +312,7 @@ func TestPretrainedBackboneLoads(t *testing.T) {
 		t.Fatal("no backbone variables in the checkpoint")
 	}
 	// A missing checkpoint is a clear error naming the path.
-	err = run(t, cfg, filepath.Join(root, "c"), false, io.Discard, context.Background(), "task.pretrained="+filepath.Join(root, "nothing"))
+	err = runCfg(t, cfg, filepath.Join(root, "c"), false, io.Discard, context.Background(), "task.from="+filepath.Join(root, "nothing"))
 	if err == nil || !strings.Contains(err.Error(), "nothing") {
 		t.Errorf("missing pretrained checkpoint: %v", err)
 	}

@@ -20,9 +20,14 @@ import (
 
 	"github.com/peco-dev/peco/backbones/vit"
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
+	"github.com/peco-dev/peco/core/run"
+	"github.com/peco-dev/peco/core/run/runtest"
 	"github.com/peco-dev/peco/data"
+	"github.com/peco-dev/peco/losses"
 	"github.com/peco-dev/peco/optim"
 	"github.com/peco-dev/peco/registry"
+	"github.com/peco-dev/peco/targets"
 )
 
 // idTokenizer reads token ids from channel 0 of its view [B, h, w, C]: the
@@ -56,7 +61,20 @@ type randTokenizerConfig struct {
 	Patch int `mapstructure:"patch"`
 }
 
+// idTarget is the tokens target of idTokenizer (vocabulary 7).
+func idTarget(t *testing.T) core.Target {
+	t.Helper()
+	tg, err := targets.NewTokens(targets.TokensConfig{Tokenizer: registry.Spec[core.Tokenizer]{Type: "mim_test_ids", Config: &struct{}{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
 func init() {
+	registry.Register(core.Tokenizers, "mim_test_ids", "test only: token ids read from channel 0",
+		func() struct{} { return struct{}{} },
+		func(struct{}) (core.Tokenizer, error) { return idTokenizer{vocab: 7}, nil })
 	registry.Register(core.Tokenizers, "mim_test_random", "test only: random-projection tokens",
 		func() randTokenizerConfig { return randTokenizerConfig{Vocab: 16, Patch: 4} },
 		func(c randTokenizerConfig) (core.Tokenizer, error) { return randTokenizer{c.Vocab, c.Patch}, nil })
@@ -115,11 +133,8 @@ var testMasked = [2][]int{{0, 3, 5, 6, 15}, {1, 2, 8, 9, 10}}
 func TestMaskedPositionsGetMaskToken(t *testing.T) {
 	be := backend(t)
 	store := model.NewStore()
-	target, err := NewTarget(idTokenizer{vocab: 7}, 4, 1, 4, 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	net := &Network{Backbone: tinyViT(t, 0), Target: target, GridH: 4, GridW: 4, NumMasked: 5, PredictAll: true}
+	net := &Network{Backbone: tinyViT(t, 0), Target: idTarget(t), Loss: losses.CrossEntropy{Config: losses.CrossEntropyConfig{Weight: 1}},
+		Dim: 7, GridH: 4, GridW: 4, NumMasked: 5, PredictAll: true}
 	exec, err := model.NewExec(be, store, func(scope *model.Scope, in []*Node) []*Node {
 		f, _, rowMask := net.Rows(scope, in[0], in[1], in[2], in[3], false)
 		return []*Node{f, rowMask}
@@ -161,10 +176,10 @@ func TestLossOnlyOnMaskedPositions(t *testing.T) {
 	be := backend(t)
 	for _, all := range []bool{false, true} {
 		store := model.NewStore()
-		target, _ := NewTarget(idTokenizer{vocab: 7}, 4, 1, 4, 4)
-		net := &Network{Backbone: tinyViT(t, 1), Target: target, GridH: 4, GridW: 4, NumMasked: 5, PredictAll: all}
+		net := &Network{Backbone: tinyViT(t, 1), Target: idTarget(t), Loss: losses.CrossEntropy{Config: losses.CrossEntropyConfig{Weight: 1}},
+			Dim: 7, GridH: 4, GridW: 4, NumMasked: 5, PredictAll: all}
 		exec, err := model.NewExec(be, store, func(scope *model.Scope, in []*Node) []*Node {
-			loss, correct := net.Loss(scope, in[0], in[1], in[2], in[3], false)
+			loss, correct := net.Objective(scope, in[0], in[1], in[2], in[3], false)
 			return []*Node{loss, correct}
 		})
 		if err != nil {
@@ -262,7 +277,7 @@ func cifarRoot(t *testing.T) string {
 }
 
 // e2eConfig is a tiny real MIM run on CIFAR-10.
-func e2eConfig(root, tokenizer string) string {
+func e2eConfig(root, target string) string {
 	return fmt.Sprintf(`
 name: mim-test
 seed: 5
@@ -280,9 +295,9 @@ task:
     workers: 2
     augment: {size: 32, scale: [0.5, 1.0], hflip: 0.5, normalize: half, crop_pct: 1.0, color_jitter: {brightness: 0, contrast: 0, saturation: 0}}
   backbone: {type: vit, preset: "", image_size: 32, patch_size: 4, dim: 32, depth: 1, heads: 2, layer_scale: 0.1, rel_pos_bias: shared}
-  tokenizer: %s
+  target: %s
   optimizer: {type: adamw, lr: 0.003, schedule: {type: cosine, warmup_steps: 3}}
-`, root, root, tokenizer)
+`, root, root, target)
 }
 
 // runE2E runs the config and returns the training metrics records.
@@ -293,19 +308,15 @@ func runE2E(t *testing.T, cfg string) []map[string]any {
 	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exp, resolved, err := core.LoadExperiment(p, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(dir, "run")
-	if _, err := core.RunExperiment(context.Background(), exp, resolved, core.RunOptions{Out: out, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
+	if _, err := runtest.Run(context.Background(), t, p, nil, run.RunOptions{Out: out, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
 		t.Fatal(err)
 	}
-	recs, err := core.ReadMetrics(filepath.Join(out, core.MetricsFile))
+	recs, err := run.ReadMetrics(filepath.Join(out, core.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := core.LoadCheckpoint(filepath.Join(out, core.CheckpointsDir, "last.ckpt"))
+	ck, err := ckpt.Load(filepath.Join(out, core.CheckpointsDir, "last.ckpt"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,7 +369,8 @@ func TestEndToEndPixels(t *testing.T) {
 // tokens: the loss falls and the masked-token accuracy beats chance.
 func TestEndToEndTokens(t *testing.T) {
 	root := cifarRoot(t)
-	recs := runE2E(t, e2eConfig(root, "{type: mim_test_random, vocab: 16, patch: 4}"))
+	recs := runE2E(t, e2eConfig(root, "{type: tokens, tokenizer: {type: mim_test_random, vocab: 16, patch: 4}}")+
+		"  loss: {type: cross_entropy, label_smoothing: 0.1}\n")
 	first, last := meanOf(recs, "mim_loss", 1, 4), meanOf(recs, "mim_loss", 29, 32)
 	acc := meanOf(recs, "mim_acc", 25, 32)
 	t.Logf("tokens: mim_loss steps 1-4 %.4f, steps 29-32 %.4f; mim_acc steps 25-32 %.3f (chance 1/16)", first, last, acc)

@@ -106,15 +106,11 @@ func precompute(env *core.Env, cfg Config, src core.TokenSource, l *data.Loaders
 	for _, split := range []string{"train", "val"} {
 		ds, nv := l.TrainSet, views
 		view := func(s data.Sample) (*data.Image, error) {
-			_, second, err := l.Augment.Train(s.Image, data.StreamRNG(env.Seed, data.StreamFixedView, s.Epoch, s.Index))
-			return second, err
+			return targetView(l.Augment.Train(s.Image, data.StreamRNG(env.Seed, data.StreamFixedView, s.Epoch, s.Index)))
 		}
 		if split == "val" {
 			ds, nv = l.ValSet, 1
-			view = func(s data.Sample) (*data.Image, error) {
-				_, second, err := l.Augment.Eval(s.Image)
-				return second, err
-			}
+			view = func(s data.Sample) (*data.Image, error) { return targetView(l.Augment.Eval(s.Image)) }
 		}
 		key, err := cacheKey(src, cfg, env.Seed, split, nv)
 		if err != nil {
@@ -146,6 +142,15 @@ func precompute(env *core.Env, cfg Config, src core.TokenSource, l *data.Loaders
 		}
 	}
 	return c, nil
+}
+
+// targetView is the second view, or the model's view when there is none
+// (augment.second_size 0).
+func targetView(view, second *data.Image, err error) (*data.Image, error) {
+	if second == nil {
+		return view, err
+	}
+	return second, err
 }
 
 // computeTokens encodes nv views of every image of ds, in batches of the

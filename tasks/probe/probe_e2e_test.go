@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/run"
+	"github.com/peco-dev/peco/core/run/runtest"
 	_ "github.com/peco-dev/peco/registry/builtin"
 )
 
@@ -20,13 +22,9 @@ func runConfig(t *testing.T, dir, name, text string, sets ...string) string {
 	if err := os.WriteFile(cfgPath, []byte(text), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exp, resolved, err := core.LoadExperiment(cfgPath, sets)
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(dir, name)
 	var log bytes.Buffer
-	if _, err := core.RunExperiment(context.Background(), exp, resolved, core.RunOptions{Out: out, Stdout: &log, Stderr: &log}); err != nil {
+	if _, err := runtest.Run(context.Background(), t, cfgPath, sets, run.RunOptions{Out: out, Stdout: &log, Stderr: &log}); err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, log.String())
 	}
 	return out
@@ -75,8 +73,8 @@ const probeConfig = `
 seed: 1
 task:
   type: codebook_probe
-  tokenizer: TOK
-  classifier: CLF
+  tokenizer: {from: TOK}
+  classifier: {from: CLF}
   data:
     train: {type: image_folder, root: CIFAR, split: train}
     val: {type: image_folder, root: CIFAR, split: test}
@@ -106,7 +104,7 @@ func TestProbesOnTrainedTokenizer(t *testing.T) {
 	tok := runConfig(t, dir, "tok", fill(tinyTokenizer))
 	clf := runConfig(t, dir, "clf", fill(tinyClassifier))
 	probe := runConfig(t, dir, "probe", strings.NewReplacer("TOK", tok, "CLF", clf).Replace(fill(probeConfig)))
-	recs, err := core.ReadMetrics(filepath.Join(probe, core.MetricsFile))
+	recs, err := run.ReadMetrics(filepath.Join(probe, core.MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}

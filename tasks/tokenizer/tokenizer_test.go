@@ -12,7 +12,8 @@ import (
 	"github.com/gomlx/compute/gobackend"
 
 	_ "github.com/peco-dev/peco/backbones/vit"
-	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/run"
+	"github.com/peco-dev/peco/core/run/runtest"
 	"github.com/peco-dev/peco/registry"
 	_ "github.com/peco-dev/peco/tokenizers"
 )
@@ -21,7 +22,7 @@ const cifar = "../../../shared/data/cifar10.tar.gz"
 
 // run runs a tokenizer config (YAML text with the data root filled in) in a
 // temporary run directory and returns its metrics and directory.
-func run(t *testing.T, cfgText string) ([]map[string]any, string) {
+func runCfg(t *testing.T, cfgText string) ([]map[string]any, string) {
 	t.Helper()
 	if _, err := os.Stat(cifar); err != nil {
 		t.Skipf("CIFAR-10 not available at %s: %v", cifar, err)
@@ -31,17 +32,14 @@ func run(t *testing.T, cfgText string) ([]map[string]any, string) {
 	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	exp, resolved, err := core.LoadExperiment(cfgPath, []string{"task.data.train.root=" + mustAbs(t, cifar), "task.data.val.root=" + mustAbs(t, cifar)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sets := []string{"task.data.train.root=" + mustAbs(t, cifar), "task.data.val.root=" + mustAbs(t, cifar)}
 	runDir := filepath.Join(dir, "run")
 	var out bytes.Buffer
-	if _, err := core.RunExperiment(context.Background(), exp, resolved, core.RunOptions{Out: runDir, Backend: "go", Stdout: &out, Stderr: &out}); err != nil {
+	if _, err := runtest.Run(context.Background(), t, cfgPath, sets, run.RunOptions{Out: runDir, Backend: runtest.Backend(t, "go"), Stdout: &out, Stderr: &out}); err != nil {
 		t.Fatalf("run failed: %v\n%s", err, out.String())
 	}
 	t.Log(out.String())
-	recs, err := core.ReadMetrics(filepath.Join(runDir, "metrics.jsonl"))
+	recs, err := run.ReadMetrics(filepath.Join(runDir, "metrics.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +87,7 @@ task:
 // CIFAR-10 images for 40 steps: the validation L1 after the second epoch
 // must be clearly below the first epoch's and the first logged training L1.
 func TestTrainingLowersReconstructionError(t *testing.T) {
-	recs, runDir := run(t, tinyVQ)
+	recs, runDir := runCfg(t, tinyVQ)
 	var firstTrain, lastTrain float64 = -1, -1
 	var evals []map[string]any
 	for _, r := range recs {
@@ -176,7 +174,7 @@ task:
 // TestDVAERuns trains a tiny dVAE for a few steps: every term is logged,
 // the temperature anneals and the KL ramp rises.
 func TestDVAERuns(t *testing.T) {
-	recs, _ := run(t, tinyDVAE)
+	recs, _ := runCfg(t, tinyDVAE)
 	var temps, ramps []float64
 	for _, r := range recs {
 		if r["phase"] != "train" {
@@ -204,7 +202,7 @@ func TestAdversarialTermInTask(t *testing.T) {
 	if cfg == tinyVQ {
 		t.Fatal("the test config was not rewritten")
 	}
-	recs, _ := run(t, cfg)
+	recs, _ := runCfg(t, cfg)
 	n := 0
 	for _, r := range recs {
 		if r["phase"] != "train" {
