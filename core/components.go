@@ -49,7 +49,12 @@ type Backbone interface {
 	Dim() int
 }
 
-// Tokenizer maps images to discrete tokens on a grid and back.
+// TokenizerNorm is the normalisation (the data package's preset name) of
+// the images every Tokenizer takes and returns: [-1, 1].
+const TokenizerNorm = "half"
+
+// Tokenizer maps images (normalised as TokenizerNorm) to discrete tokens on
+// a grid and back.
 type Tokenizer interface {
 	// VocabSize is the number of distinct tokens.
 	VocabSize() int

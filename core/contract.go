@@ -90,3 +90,11 @@ type LabelSmoother interface {
 type WeightCarrier interface {
 	HasWeights() bool
 }
+
+// ConvolutionAdvisor is implemented by compute backends that say whether
+// their ConvGeneral beats an explicit im2col matmul (peco's cpu backend
+// does). Graph builders (backbones/conv) ask it rather than the backend's
+// name; a backend without it gets im2col.
+type ConvolutionAdvisor interface {
+	PrefersNativeConvolution() bool
+}

@@ -63,6 +63,11 @@ func New(config string) (*Backend, error) {
 // Name returns "cpu".
 func (b *Backend) Name() string { return BackendName }
 
+// PrefersNativeConvolution is true: ConvGeneral runs as a blocked implicit
+// im2col over the packed matmul, faster than an explicit im2col graph
+// (core.ConvolutionAdvisor, asked by backbones/conv).
+func (b *Backend) PrefersNativeConvolution() bool { return true }
+
 // String returns the backend's name.
 func (b *Backend) String() string { return BackendName }
 

@@ -16,7 +16,7 @@ import (
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/registry"
-	_ "github.com/peco-dev/peco/registry/builtin"
+	_ "github.com/peco-dev/peco/builtin"
 )
 
 // perceptual builds the registered perceptual loss from config parameters.

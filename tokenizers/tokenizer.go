@@ -19,10 +19,6 @@ import (
 	"github.com/peco-dev/peco/core"
 )
 
-// InputNorm is the normalisation of the images every tokenizer takes and
-// returns: [-1, 1] (data.NormalizeHalf).
-const InputNorm = "half"
-
 // The built-in tokenizers are trainable.
 var (
 	_ core.TrainableTokenizer = (*VQVAE)(nil)

@@ -15,6 +15,8 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/initializer"
+
+	"github.com/peco-dev/peco/core"
 )
 
 // Config configures a VQGAN-style encoder or decoder.
@@ -69,17 +71,15 @@ func Conv2D(scope *model.Scope, x *Node, cout, k, stride, pad int) *Node {
 }
 
 // NativeConv reports whether convolutions on g's backend are emitted as
-// GoMLX's Convolve (one ConvGeneral op) rather than im2col: only on peco's
-// cpu backend, whose ConvGeneral is a blocked implicit im2col over the
+// GoMLX's Convolve (one ConvGeneral op) rather than im2col: when the
+// backend says it prefers them (core.ConvolutionAdvisor), as peco's cpu
+// backend does, whose ConvGeneral is a blocked implicit im2col over the
 // packed matmul. Other backends (the pure-Go one's Convolve is about 100x
 // slower than its matmul) keep the explicit im2col.
 func NativeConv(g *Graph) bool {
-	b := g.Backend()
-	return !forceIm2Col && b != nil && b.String() == "cpu"
+	a, ok := g.Backend().(core.ConvolutionAdvisor)
+	return ok && a.PrefersNativeConvolution()
 }
-
-// forceIm2Col turns NativeConv off (tests compare both forms).
-var forceIm2Col bool
 
 // ConvWithWeight is Im2ColConv (same arguments, weight layout and result),
 // emitted as one ConvGeneral op where NativeConv says so. A 1x1 stride-1

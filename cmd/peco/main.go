@@ -26,7 +26,7 @@ import (
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/registry"
-	_ "github.com/peco-dev/peco/registry/builtin"
+	_ "github.com/peco-dev/peco/builtin"
 )
 
 func main() {

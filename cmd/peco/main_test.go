@@ -56,6 +56,19 @@ func TestCLIConfigAndComponents(t *testing.T) {
 			want: []string{"vit", "patch_size", "an integer", "= 16"}},
 		{name: "unknown kind", args: []string{"components", "gadget"}, wantErr: []string{"unknown component kind \"gadget\""}},
 		{name: "version", args: []string{"version"}, want: []string{"peco ", "gomlx v0.28.2", "go"}},
+		{name: "components lists the targets", args: []string{"components", "target"},
+			want: []string{"tokens", "pixels", "from", "precompute", "norm_pix"}},
+		{name: "old fine-tuning spelling names the new one", args: []string{"config", "print", shipped("quickstart/3_finetune.yaml"), "--set", "task.pretrained=runs/x"},
+			wantErr: []string{"task.pretrained", "no longer used", "from: RUN"}},
+		{name: "old MIM tokenizer spelling names the new one", args: []string{"config", "print", shipped("mim/cifar10_pixels.yaml"), "--set", "task.tokenizer={type: pretrained, checkpoint: runs/x}"},
+			wantErr: []string{"task.tokenizer", "target:", "{type: tokens, from: RUN}"}},
+		{name: "old probe spelling names the new one", args: []string{"config", "print", shipped("probe/cifar10.yaml"), "--set", "task.tokenizer=runs/x"},
+			wantErr: []string{"task.tokenizer", "{from: runs/x}"}},
+		{name: "old perceptual spelling names the new one", args: []string{"config", "print", shipped("tokenizer/cifar10_peco.yaml"), "--set", "task.losses.2.checkpoint=runs/x"},
+			wantErr: []string{"task.losses.2.checkpoint", "from: RUN"}},
+		{name: "bfloat16 on the cpu backend is refused before the run starts",
+			args:    []string{"run", quick, "--backend", "cpu", "--set", "task.backbone.dtype=bfloat16", "--out", filepath.Join(dir, "never")},
+			wantErr: []string{"cpu backend does not compute", "task.backbone.dtype: bfloat16"}},
 		{name: "run refuses a bad config before doing anything", args: []string{"run", typo, "--out", filepath.Join(dir, "never")},
 			wantErr: []string{"unknown key \"dpeth\""}},
 	} {
@@ -86,6 +99,9 @@ func TestCLIConfigAndComponents(t *testing.T) {
 		t.Errorf("an invalid config created a run directory")
 	}
 }
+
+// shipped is the path of a config in configs/.
+func shipped(name string) string { return filepath.Join("..", "..", "configs", name) }
 
 func mustAbs(t *testing.T, p string) string {
 	a, err := filepath.Abs(p)

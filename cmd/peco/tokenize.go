@@ -9,10 +9,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/tasks/tokenizer"
-	"github.com/peco-dev/peco/tokenizers"
 )
 
 // newTokenizeCmd is `peco tokenize CHECKPOINT IMAGE...`.
@@ -40,7 +40,7 @@ token grid and writes <out>/<image name>_recon.png (input | reconstruction).`,
 			if err != nil {
 				return err
 			}
-			norm, err := data.NewNormalizer(tokenizers.InputNorm)
+			norm, err := data.NewNormalizer(core.TokenizerNorm)
 			if err != nil {
 				return err
 			}

@@ -18,7 +18,7 @@ import (
 	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/core/run/runtest"
-	_ "github.com/peco-dev/peco/registry/builtin"
+	_ "github.com/peco-dev/peco/builtin"
 	"github.com/peco-dev/peco/tasks/classify"
 )
 

@@ -28,7 +28,6 @@ import (
 	"github.com/peco-dev/peco/registry"
 	"github.com/peco-dev/peco/tasks/classify"
 	"github.com/peco-dev/peco/tasks/tokenizer"
-	"github.com/peco-dev/peco/tokenizers"
 )
 
 // DataConfig selects the images probed.
@@ -202,7 +201,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 // encodeSplit decodes, center-crops and tokenizes every image of ds.
 func (t *Task) encodeSplit(ctx context.Context, env *core.Env, exec *model.Exec, ds data.Dataset, size int) (*coded, error) {
 	cfg := t.cfg
-	norm, _ := data.NewNormalizer(tokenizers.InputNorm)
+	norm, _ := data.NewNormalizer(core.TokenizerNorm)
 	crop := data.CenterCrop{Size: size, CropPct: 1, Interpolation: "bilinear"}
 	type item struct {
 		pix   []float32
@@ -361,7 +360,7 @@ func classifierProbe(env *core.Env, ref string, val *coded, size, numClasses, ba
 			n := min(batch, len(val.labels)-start)
 			buf := make([]float32, batch*per)
 			copy(buf, pix[start*per:(start+n)*per])
-			logits, err := clf.Logits(env.Backend, buf, batch, ch, tokenizers.InputNorm)
+			logits, err := clf.Logits(env.Backend, buf, batch, ch, core.TokenizerNorm)
 			if err != nil {
 				return 0, err
 			}

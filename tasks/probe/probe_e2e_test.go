@@ -11,7 +11,7 @@ import (
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/core/run/runtest"
-	_ "github.com/peco-dev/peco/registry/builtin"
+	_ "github.com/peco-dev/peco/builtin"
 )
 
 const cifar = "../../../shared/data/cifar10.tar.gz"

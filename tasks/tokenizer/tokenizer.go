@@ -31,7 +31,7 @@ import (
 	_ "github.com/peco-dev/peco/losses" // the loss terms
 	"github.com/peco-dev/peco/optim"
 	"github.com/peco-dev/peco/registry"
-	"github.com/peco-dev/peco/tokenizers"
+	_ "github.com/peco-dev/peco/tokenizers" // the default tokenizer, vqvae
 )
 
 // Scope is the store scope of the tokenizer's variables.
@@ -68,8 +68,8 @@ func (c *Config) Validate() error {
 	if c.GridImages < 0 {
 		return errors.New("data.batch_size and data.eval_batch_size must be > 0; max_train, max_val and grid_images >= 0")
 	}
-	if c.Data.Augment.Normalize != tokenizers.InputNorm {
-		return fmt.Errorf("data.augment.normalize must be %q (tokenizers take images in [-1, 1]), got %q", tokenizers.InputNorm, c.Data.Augment.Normalize)
+	if c.Data.Augment.Normalize != core.TokenizerNorm {
+		return fmt.Errorf("data.augment.normalize must be %q (tokenizers take images in [-1, 1]), got %q", core.TokenizerNorm, c.Data.Augment.Normalize)
 	}
 	return nil
 }
