@@ -71,6 +71,12 @@ func CreateRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 		return nil, err
 	}
 	meta.Status = StatusRunning
+	return openRunDir(dir, meta)
+}
+
+// openRunDir writes meta.json (status running) and opens the metrics log.
+func openRunDir(dir string, meta Meta) (*RunDir, error) {
+	meta.Status = StatusRunning
 	r := &RunDir{Dir: dir, meta: meta}
 	if err := r.writeMeta(); err != nil {
 		return nil, err
@@ -109,16 +115,7 @@ func ResumeRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 			return nil, fmt.Errorf("resuming %s: %w", dir, err)
 		}
 	}
-	r := &RunDir{Dir: dir, meta: meta}
-	if err := r.writeMeta(); err != nil {
-		return nil, err
-	}
-	m, err := OpenMetricsLog(filepath.Join(dir, core.MetricsFile))
-	if err != nil {
-		return nil, err
-	}
-	r.Metrics = m
-	return r, nil
+	return openRunDir(dir, meta)
 }
 
 // Meta returns a copy of the run's metadata.
