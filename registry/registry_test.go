@@ -377,3 +377,37 @@ func TestCatalogListing(t *testing.T) {
 		t.Errorf("Build unknown: %v", err)
 	}
 }
+
+// movedConfig has a retired key and a section naming an earlier run.
+type movedConfig struct {
+	From    string `mapstructure:"from"`
+	Section struct {
+		From string `mapstructure:"from"`
+	} `mapstructure:"section"`
+}
+
+func (c *movedConfig) RetiredKeys() map[string]string {
+	return map[string]string{"checkpoint": "write from: RUN"}
+}
+
+// TestRetiredKeys: a retired key is reported with its replacement, not as
+// unknown; a bare string where a {from: ...} section is expected says how
+// to write it.
+func TestRetiredKeys(t *testing.T) {
+	for _, tc := range []struct {
+		yaml, want string
+	}{
+		{"checkpoint: runs/x\n", `checkpoint: key "checkpoint" is no longer used: write from: RUN`},
+		{"section: runs/x\n", "an earlier run is written {from: runs/x}"},
+		{"chekpoint: runs/x\n", `unknown key "chekpoint"`},
+	} {
+		tree, err := ParseTree("moved.yaml", []byte(tc.yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var c movedConfig
+		if err := Decode(tree, &c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want one containing %q", tc.yaml, err, tc.want)
+		}
+	}
+}
