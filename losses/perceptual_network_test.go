@@ -13,10 +13,10 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
+	_ "github.com/peco-dev/peco/builtin"
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/registry"
-	_ "github.com/peco-dev/peco/builtin"
 )
 
 // perceptual builds the registered perceptual loss from config parameters.

@@ -23,10 +23,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	_ "github.com/peco-dev/peco/builtin"
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/registry"
-	_ "github.com/peco-dev/peco/builtin"
 )
 
 func main() {

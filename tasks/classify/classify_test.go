@@ -14,11 +14,11 @@ import (
 
 	"github.com/gomlx/gomlx/core/tensors"
 
+	_ "github.com/peco-dev/peco/builtin"
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/core/run/runtest"
-	_ "github.com/peco-dev/peco/builtin"
 	"github.com/peco-dev/peco/tasks/classify"
 )
 

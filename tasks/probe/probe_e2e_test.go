@@ -8,10 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	_ "github.com/peco-dev/peco/builtin"
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/core/run/runtest"
-	_ "github.com/peco-dev/peco/builtin"
 )
 
 const cifar = "../../../shared/data/cifar10.tar.gz"

@@ -10,8 +10,8 @@ import (
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/gobackend"
 
-	"github.com/peco-dev/peco/cpu"
 	"github.com/peco-dev/peco/core/run"
+	"github.com/peco-dev/peco/cpu"
 )
 
 // Backend opens the backend named by spec: "cpu" (peco's, the default) or
