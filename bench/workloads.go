@@ -221,14 +221,6 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 		if err != nil {
 			return nil, done, err
 		}
-		mf, err := cfg.Masker.Build()
-		if err != nil {
-			return nil, done, err
-		}
-		masker, err := mf.New(ts.Net.GridH, ts.Net.GridW)
-		if err != nil {
-			return nil, done, err
-		}
 		np := ts.Net.GridH * ts.Net.GridW
 		step = func() (float64, error) {
 			pix, err := images()
@@ -237,7 +229,7 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 			}
 			b := mim.Batch{B: w.Batch, Images: pix, Tokens: make([]int32, w.Batch*np)}
 			for j := range w.Batch {
-				b.Mask = append(b.Mask, masker.Mask(r)...)
+				b.Mask = append(b.Mask, ts.Masker.Mask(r)...)
 				for k := range np {
 					b.Tokens[j*np+k] = int32(r.IntN(w.Vocab))
 				}

@@ -141,12 +141,13 @@ func (r *Run) Load(store *model.Store, from, to string, frozen bool) error {
 			continue
 		}
 		p := dst + strings.TrimPrefix(path, src)
+		// Each variable gets its own copy: the checkpoint may be loaded again.
+		tc, err := t.Clone()
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: copying %s: %w", r.Checkpoint, path, err)
+		}
 		v := store.GetVariable(p)
 		if v == nil {
-			tc, err := t.Clone()
-			if err != nil {
-				return fmt.Errorf("checkpoint %s: copying %s: %w", r.Checkpoint, path, err)
-			}
 			if v, err = store.CreateVariable(p, tc); err != nil {
 				return fmt.Errorf("checkpoint %s: creating %s: %w", r.Checkpoint, p, err)
 			}
@@ -154,10 +155,6 @@ func (r *Run) Load(store *model.Store, from, to string, frozen bool) error {
 			if !v.Shape().Equal(t.Shape()) {
 				return fmt.Errorf("checkpoint %s: variable %s has shape %s, the model's %s is %s",
 					r.Checkpoint, path, t.Shape(), p, v.Shape())
-			}
-			tc, err := t.Clone()
-			if err != nil {
-				return fmt.Errorf("checkpoint %s: copying %s: %w", r.Checkpoint, path, err)
 			}
 			if err := v.SetValue(tc); err != nil {
 				return fmt.Errorf("checkpoint %s: setting %s: %w", r.Checkpoint, p, err)

@@ -127,7 +127,6 @@ type example struct {
 type setup struct {
 	cfg     Config
 	step    *TrainStep
-	masker  data.Masker
 	loaders *data.Loaders[example]
 	// cache holds precomputed tokens (nil: computed in the step).
 	cache *tokenCache
@@ -153,16 +152,8 @@ func newSetup(env *core.Env, cfg Config) (*setup, error) {
 	if precomputed {
 		views = src.PrecomputedViews()
 	}
-	net := s.step.Net
-	maskF, err := cfg.Masker.Build()
-	if err != nil {
-		return nil, fmt.Errorf("masker: %w", err)
-	}
-	if s.masker, err = maskF.New(net.GridH, net.GridW); err != nil {
-		return nil, fmt.Errorf("masker: %w", err)
-	}
 	tnorm, _ := data.NewNormalizer(cfg.Data.TargetNormalize)
-	masker, numMasked := s.masker, net.NumMasked
+	masker, numMasked := s.step.Masker, s.step.Net.NumMasked
 	opts := data.LoaderOptions{SplitStream: true, ValDropLast: true}
 	if views > 0 {
 		seed := env.Seed
@@ -187,6 +178,8 @@ func newSetup(env *core.Env, cfg Config) (*setup, error) {
 			}
 		}
 		ex := example{pix: norm.Apply(view, nil), mask: mask}
+		// s.cache is set below, before any batch is read: the pipelines
+		// start on the first BatchAt.
 		if s.cache == nil {
 			ex.tpix = tnorm.Apply(second, nil)
 			return ex, nil

@@ -11,6 +11,7 @@ import (
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/optim"
 )
 
@@ -42,6 +43,9 @@ type TrainStep struct {
 	// TokensGiven makes the targets inputs (Batch.Tokens) instead of
 	// computing them from Batch.View in the step.
 	TokensGiven bool
+	// Masker draws masks of exactly Net.NumMasked patches on the grid
+	// (unless the masker is inexact and PredictAll is set).
+	Masker data.Masker
 
 	opt        optim.Optimizer
 	train, ev  *model.Exec
@@ -51,7 +55,7 @@ type TrainStep struct {
 // NewTrainStep builds the step of cfg's components on a fresh store seeded
 // with seed: the backbone (a core.PatchBackbone), the target, the loss
 // (cross_entropy for token targets, l2 for continuous ones when cfg.Loss is
-// unset), the masker's count and the optimizer. A target that carries
+// unset), the masker and the optimizer. A target that carries
 // trained weights (a tokenizer run) loads them, frozen. totalSteps is the
 // schedule's length. The target's tokens are an input (Batch.Tokens) with
 // tokensGiven or when the target precomputes them (core.TokenSource).
@@ -85,6 +89,10 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps in
 	if err != nil {
 		return nil, fmt.Errorf("masker: %w", err)
 	}
+	masker, err := maskF.New(gh, gw)
+	if err != nil {
+		return nil, fmt.Errorf("masker: %w", err)
+	}
 	if src, ok := target.(core.TokenSource); ok && src.PrecomputedViews() > 0 {
 		tokensGiven = true
 	}
@@ -107,7 +115,7 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps in
 		Net: &Network{Backbone: backbone, Target: target, Loss: loss, Dim: dim, GridH: gh, GridW: gw,
 			NumMasked: maskF.Count(gh, gw), PredictAll: cfg.PredictAll},
 		Store: model.NewStore(), Size: size, ViewSize: viewSize, Channels: channels,
-		TokensGiven: tokensGiven, opt: opt, totalSteps: totalSteps,
+		TokensGiven: tokensGiven, Masker: masker, opt: opt, totalSteps: totalSteps,
 	}
 	s.Store.SetParam(model.ParamInitialSeed, seed)
 	if r, ok := target.(core.Restorer); ok {
