@@ -1,7 +1,10 @@
 package core
 
 import (
+	"context"
+
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 )
 
@@ -97,4 +100,100 @@ type WeightCarrier interface {
 // name; a backend without it gets im2col.
 type ConvolutionAdvisor interface {
 	PrefersNativeConvolution() bool
+}
+
+// ExternalLoss is a Loss computed outside the graph, by an out-of-process
+// plugin say. Its Compute returns an error naming what supports it; a task
+// that does runs its model forward to the loss's inputs, calls Evaluate
+// with their values, and trains on the surrogate
+//
+//	sum(stop_grad(g) * x) + stop_grad(L - sum(g * x))
+//
+// whose value is L and whose gradient with respect to each input x is the
+// returned g, so the model gets exact gradients.
+type ExternalLoss interface {
+	Loss
+	// Evaluate returns the unweighted loss and d loss / d input for each
+	// name of gradFor, shaped as that input. step is the optimizer step
+	// (evaluation calls pass training false).
+	Evaluate(ctx context.Context, step int64, inputs map[string]*tensors.Tensor, gradFor []string, training bool) (float64, map[string]*tensors.Tensor, error)
+}
+
+// ExternalTokenizer is a Tokenizer that runs outside the graph (a plugin):
+// a MIM target built on it computes its tokens on the host, per batch or
+// into the precomputed-token cache, instead of in the step's graph.
+type ExternalTokenizer interface {
+	Tokenizer
+	// EncodeImages maps images [B, H, W, C] (float32, TokenizerNorm) to
+	// token ids [B, h, w] (int32).
+	EncodeImages(ctx context.Context, images *tensors.Tensor) (*tensors.Tensor, error)
+	// Grid returns the token grid of images of the given size.
+	Grid(height, width, channels int) (gh, gw int, err error)
+}
+
+// Stateful is implemented by components that keep state outside the
+// model's store (a plugin's own state): the training loop saves it into
+// each checkpoint under StateKey and loads it when the run resumes.
+type Stateful interface {
+	StateKey() string
+	SaveState(step int64) ([]byte, error)
+	LoadState(state []byte) error
+}
+
+// StatefulOf returns the components that are Stateful.
+func StatefulOf(components ...any) []Stateful {
+	var out []Stateful
+	for _, c := range components {
+		if s, ok := c.(Stateful); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// PluginUse describes an out-of-process plugin a run uses, for meta.json.
+type PluginUse struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Version string `json:"version"`
+	Path    string `json:"path"`
+	SHA256  string `json:"sha256"`
+}
+
+// PluginConfig is implemented by the config of a component provided by a
+// plugin: the run records what it says in meta.json.
+type PluginConfig interface {
+	PluginUse() PluginUse
+}
+
+// Process is implemented by components that run in a process of their own
+// (plugins). A task starts them with StartProcesses before it builds its
+// graphs and stops them when it ends.
+type Process interface {
+	// StartProcess starts the process for the run of env: its seed, and
+	// its directory, where the process's stderr goes (PluginLogFile).
+	StartProcess(env *Env) error
+	// Close ends the process; it may be called more than once.
+	Close() error
+}
+
+// StartProcesses starts every component that is a Process; stop closes
+// them all. On an error the ones started are closed.
+func StartProcesses(env *Env, components ...any) (stop func(), err error) {
+	var started []Process
+	stop = func() {
+		for _, p := range started {
+			_ = p.Close()
+		}
+	}
+	for _, c := range components {
+		if p, ok := c.(Process); ok {
+			if err := p.StartProcess(env); err != nil {
+				stop()
+				return func() {}, err
+			}
+			started = append(started, p)
+		}
+	}
+	return stop, nil
 }

@@ -17,6 +17,9 @@ const (
 	MetaFile = "meta.json"
 	// MetricsFile holds one JSON record per logged step and evaluation.
 	MetricsFile = "metrics.jsonl"
+	// PluginLogFile collects the stderr of the run's plugins, each line
+	// prefixed with the plugin's name.
+	PluginLogFile = "plugins.log"
 	// CheckpointsDir holds step-*.ckpt, best.ckpt and last.ckpt.
 	CheckpointsDir = "checkpoints"
 	// ImagesDir holds the pictures a task writes.

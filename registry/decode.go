@@ -139,7 +139,27 @@ func (d *decoder) decodeStruct(data map[string]any, dst reflect.Value, path, com
 		known[f.key] = f
 		keys = append(keys, f.key)
 	}
+	dyn, isDynamic := asDynamic(dst)
+	dynKeys := map[string]DynamicKey{}
+	if isDynamic {
+		for _, k := range dyn.DynamicKeys() {
+			dynKeys[k.Key] = k
+			keys = append(keys, k.Key)
+		}
+	}
 	for _, k := range sortedKeys(data) {
+		if dk, ok := dynKeys[k]; ok {
+			if data[k] == nil {
+				continue
+			}
+			target := reflect.New(dk.Type).Elem()
+			before := len(d.errs)
+			d.decodeLeaf(data[k], target, joinPath(path, k), component)
+			if len(d.errs) == before {
+				dyn.SetDynamic(k, target.Interface())
+			}
+			continue
+		}
 		f, ok := known[k]
 		if !ok {
 			if r, isRetired := dst.Addr().Interface().(Retired); isRetired {
@@ -156,6 +176,14 @@ func (d *decoder) decodeStruct(data map[string]any, dst reflect.Value, path, com
 			continue // null keeps the default
 		}
 		d.decodeValue(v, dst.FieldByIndex(f.index), joinPath(path, k), component)
+	}
+	if isDynamic && len(d.errs) == 0 {
+		values := dyn.DynamicValues()
+		for _, k := range dyn.DynamicKeys() {
+			if values[k.Key] == nil {
+				d.fail(joinPath(path, k.Key), component, "key %q is required (%s)", k.Key, k.Doc)
+			}
+		}
 	}
 	if val, ok := dst.Addr().Interface().(Validator); ok && len(d.errs) == 0 {
 		if err := val.Validate(); err != nil {
@@ -252,16 +280,22 @@ func (d *decoder) decodeSpec(v any, dst reflect.Value, path string) {
 		d.fail(path, "", "%s needs a `type:` naming one of: %s", r.Kind(), strings.Join(entryNames(r), ", "))
 		return
 	}
-	e, ok := r.Lookup(name)
-	if !ok {
-		d.fail(joinPath(path, "type"), "", "unknown %s %q%s; registered: %s", r.Kind(), name, suggest(name, entryNames(r)), strings.Join(entryNames(r), ", "))
-		return
-	}
 	rest := make(map[string]any, len(params))
 	for k, x := range params {
 		if k != "type" {
 			rest[k] = x
 		}
+	}
+	var e *Entry
+	if p, short, provided := providerFor(name); provided {
+		var err error
+		if e, err = p.Lookup(r.Kind(), short, rest); err != nil {
+			d.fail(joinPath(path, "type"), "", "%v", err)
+			return
+		}
+	} else if e, ok = r.Lookup(name); !ok {
+		d.fail(joinPath(path, "type"), "", "unknown %s %q%s; registered: %s", r.Kind(), name, suggest(name, entryNames(r)), strings.Join(entryNames(r), ", "))
+		return
 	}
 	cfg := e.NewConfig()
 	if prev := dst.Field(1); name == current && !prev.IsNil() && prev.Elem().Type() == reflect.TypeOf(cfg) {
@@ -407,6 +441,19 @@ func Fields(cfg any) []FieldInfo {
 
 func fieldsWithPrefix(v reflect.Value, prefix string) []FieldInfo {
 	var out []FieldInfo
+	if dyn, ok := asDynamic(v); ok {
+		values := dyn.DynamicValues()
+		for _, k := range dyn.DynamicKeys() {
+			def := "(required)"
+			if x := values[k.Key]; x != nil {
+				def = fmt.Sprintf("%v", x)
+				if s, isStr := x.(string); isStr {
+					def = fmt.Sprintf("%q", s)
+				}
+			}
+			out = append(out, FieldInfo{Key: prefix + k.Key, Type: typeName(k.Type), Default: def, Doc: k.Doc})
+		}
+	}
 	for _, f := range fieldsOf(v.Type()) {
 		fv := v.FieldByIndex(f.index)
 		f.key = prefix + f.key
@@ -446,7 +493,7 @@ func Catalog() []KindInfo {
 	var out []KindInfo
 	for _, k := range Kinds() {
 		r, _ := lookupKind(k)
-		out = append(out, KindInfo{Kind: k, Doc: r.Doc(), Entries: r.Entries()})
+		out = append(out, KindInfo{Kind: k, Doc: r.Doc(), Entries: append(r.Entries(), providerEntries(k)...)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
 	return out

@@ -65,6 +65,21 @@ func encodeNode(v reflect.Value) (*yaml.Node, error) {
 			}
 			m.Content = append(m.Content, scalar(f.key), child)
 		}
+		if dyn, ok := asDynamic(v); ok {
+			values := dyn.DynamicValues()
+			for _, k := range dyn.DynamicKeys() {
+				x := values[k.Key]
+				if x == nil {
+					m.Content = append(m.Content, scalar(k.Key), &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"})
+					continue
+				}
+				child, err := encodeNode(reflect.ValueOf(x))
+				if err != nil {
+					return nil, err
+				}
+				m.Content = append(m.Content, scalar(k.Key), child)
+			}
+		}
 		return m, nil
 	case t.Kind() == reflect.Slice || t.Kind() == reflect.Array:
 		s := &yaml.Node{Kind: yaml.SequenceNode}

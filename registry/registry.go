@@ -125,6 +125,21 @@ func (r *Registry[T]) Names() []string {
 // pointer to the factory's config struct, as produced by decoding).
 func (r *Registry[T]) Build(name string, cfg any) (T, error) {
 	var zero T
+	if _, _, provided := providerFor(name); provided {
+		b, ok := cfg.(Builder)
+		if !ok {
+			return zero, fmt.Errorf("building %s %q: config %T cannot build it", r.kind, name, cfg)
+		}
+		v, err := b.BuildComponent()
+		if err != nil {
+			return zero, fmt.Errorf("building %s %q: %w", r.kind, name, err)
+		}
+		c, ok := v.(T)
+		if !ok {
+			return zero, fmt.Errorf("building %s %q: got %T, which is not a %s", r.kind, name, v, r.kind)
+		}
+		return c, nil
+	}
 	e, ok := r.Lookup(name)
 	if !ok {
 		return zero, fmt.Errorf("unknown %s %q (registered: %s)", r.kind, name, strings.Join(r.Names(), ", "))

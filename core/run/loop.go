@@ -52,6 +52,9 @@ type LoopState struct {
 	BestStep int64 `json:"best_step"`
 	// Extra holds task-specific state.
 	Extra json.RawMessage `json:"extra,omitempty"`
+	// Components holds the state of the loop's Stateful components (a
+	// plugin's own state) by StateKey.
+	Components map[string][]byte `json:"components,omitempty"`
 }
 
 // Loop runs epochs of training steps with logging, checkpoints and resume.
@@ -70,6 +73,9 @@ type Loop struct {
 	// EndEpoch evaluates after each epoch; it returns the metrics to log and
 	// a score (higher is better) used to keep best.ckpt. May be nil.
 	EndEpoch func(epoch int) (metrics map[string]float64, score float64, err error)
+	// Stateful are components with state outside the store, saved into
+	// every checkpoint and loaded on resume.
+	Stateful []core.Stateful
 }
 
 // Restore loads the newest checkpoint of the run when resuming, returning the
@@ -97,6 +103,11 @@ func (l *Loop) Restore() (LoopState, error) {
 	}
 	if err := ck.Restore(l.Store); err != nil {
 		return st, err
+	}
+	for _, c := range l.Stateful {
+		if err := c.LoadState(st.Components[c.StateKey()]); err != nil {
+			return st, fmt.Errorf("resume: restoring %s from %s: %w", c.StateKey(), p, err)
+		}
 	}
 	// A run killed between writing a new best step checkpoint and copying it
 	// to best.ckpt gets the copy now.
@@ -196,6 +207,16 @@ func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 
 func (l *Loop) checkpoint(st LoopState) error {
 	dir := l.Env.Path(core.CheckpointsDir)
+	for _, c := range l.Stateful {
+		data, err := c.SaveState(st.Step)
+		if err != nil {
+			return fmt.Errorf("checkpoint at step %d: saving %s: %w", st.Step, c.StateKey(), err)
+		}
+		if st.Components == nil {
+			st.Components = map[string][]byte{}
+		}
+		st.Components[c.StateKey()] = data
+	}
 	if err := ckpt.Save(ckpt.StepPath(dir, st.Step), l.Store, st.Step, st); err != nil {
 		return err
 	}

@@ -130,21 +130,33 @@ type setup struct {
 	loaders *data.Loaders[example]
 	// cache holds precomputed tokens (nil: computed in the step).
 	cache *tokenCache
+	// stop ends the components' processes (plugins).
+	stop func()
 }
 
 func (s *setup) close() {
+	if s.stop != nil {
+		s.stop()
+	}
 	if s.loaders != nil {
 		s.loaders.Close()
 	}
 }
 
 // newSetup builds the components and opens the data.
-func newSetup(env *core.Env, cfg Config) (*setup, error) {
+func newSetup(env *core.Env, cfg Config) (_ *setup, err error) {
 	s := &setup{cfg: cfg}
+	defer func() {
+		if err != nil {
+			s.close()
+		}
+	}()
 	// The schedule's length needs the number of steps, set once the data is
 	// open.
-	var err error
 	if s.step, err = NewTrainStep(env.Backend, cfg, env.Seed, 0, false); err != nil {
+		return nil, err
+	}
+	if s.stop, err = core.StartProcesses(env, s.step.Net.Loss, s.step.Net.Target); err != nil {
 		return nil, err
 	}
 	views := 0
@@ -199,13 +211,11 @@ func newSetup(env *core.Env, cfg Config) (*setup, error) {
 		return nil, err
 	}
 	if s.loaders.Channels != s.step.Channels {
-		s.close()
 		return nil, fmt.Errorf("data.train has %d channels, the backbone takes %d", s.loaders.Channels, s.step.Channels)
 	}
 	s.step.totalSteps = cfg.Epochs * s.loaders.Steps
 	if views > 0 {
 		if s.cache, err = precompute(env, cfg, src, s.loaders, s.step, views); err != nil {
-			s.close()
 			return nil, fmt.Errorf("target: precompute: %w", err)
 		}
 	}
@@ -245,7 +255,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		kind, net.Dim, lossName(cfg, tokens), l.TrainSet.Len(), l.ValSet.Len(), s.step.Size, s.step.Size, s.step.Channels, s.step.ViewSize,
 		net.GridH, net.GridW, net.NumMasked, l.Steps, cfg.Epochs)
 
-	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: s.step.Store, StepsPerEpoch: l.Steps, BatchSize: cfg.Data.BatchSize}
+	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: s.step.Store, StepsPerEpoch: l.Steps, BatchSize: cfg.Data.BatchSize,
+		Stateful: core.StatefulOf(s.step.Net.Loss, s.step.Net.Target)}
 	st, err := loop.Restore()
 	if err != nil {
 		return err

@@ -54,15 +54,8 @@ type Network struct {
 // variables frozen), the backbone under "backbone", the head under
 // "lm_head". Graph-building errors panic, as GoMLX's own do.
 func (n *Network) Objective(scope *model.Scope, images, view, mask, index *Node, training bool) (loss, correct *Node) {
-	feats, targets, rowMask := n.Rows(scope, images, view, mask, index, training)
-	pred := n.Head(scope.In(HeadScope), feats)
-	in := map[string]*Node{}
-	if n.Target.Discrete() {
-		in["logits"], in["labels"] = pred, targets
-	} else {
-		in["reconstruction"], in["input"] = pred, targets
-	}
-	l, err := n.Loss.Compute(scope, in)
+	pred, targets, rowMask := n.Predict(scope, images, view, mask, index, training)
+	l, err := n.Loss.Compute(scope, n.LossInputs(pred, targets))
 	if err != nil {
 		kind := "continuous targets: the loss gets \"reconstruction\" (the prediction) and \"input\" (the target), e.g. l2"
 		if n.Target.Discrete() {
@@ -70,16 +63,47 @@ func (n *Network) Objective(scope *model.Scope, images, view, mask, index *Node,
 		}
 		exceptions.Panicf("mim: loss: %v (%s)", err, kind)
 	}
-	loss = MulScalar(l, n.Loss.Weight())
-	correct = ScalarZero(images.Graph(), dtypes.Float32)
+	return MulScalar(l, n.Loss.Weight()), n.Correct(pred, targets, rowMask)
+}
+
+// Predict runs the backbone and the head on the scored rows (see Rows): the
+// predictions [R, Dim], their targets and, with PredictAll, the row mask.
+func (n *Network) Predict(scope *model.Scope, images, view, mask, index *Node, training bool) (pred, targets, rowMask *Node) {
+	feats, targets, rowMask := n.Rows(scope, images, view, mask, index, training)
+	return n.Head(scope.In(HeadScope), feats), targets, rowMask
+}
+
+// LossInputs names the predictions and targets as the loss reads them:
+// "logits" and "labels" for token targets, "reconstruction" and "input"
+// for continuous ones.
+func (n *Network) LossInputs(pred, targets *Node) map[string]*Node {
 	if n.Target.Discrete() {
-		hit := ConvertDType(Equal(ArgMax(pred, -1, dtypes.Int32), ConvertDType(targets, dtypes.Int32)), dtypes.Float32)
-		if rowMask != nil {
-			hit = Mul(hit, rowMask)
-		}
-		correct = ReduceAllSum(hit)
+		return map[string]*Node{"logits": pred, "labels": targets}
 	}
-	return loss, correct
+	return map[string]*Node{"reconstruction": pred, "input": targets}
+}
+
+// PredictionName is the loss input holding the predictions ("logits" or
+// "reconstruction"), the one a loss computed outside the graph returns the
+// gradient of.
+func (n *Network) PredictionName() string {
+	if n.Target.Discrete() {
+		return "logits"
+	}
+	return "reconstruction"
+}
+
+// Correct counts the masked patches whose token is predicted right (0 for
+// continuous targets).
+func (n *Network) Correct(pred, targets, rowMask *Node) *Node {
+	if !n.Target.Discrete() {
+		return ScalarZero(pred.Graph(), dtypes.Float32)
+	}
+	hit := ConvertDType(Equal(ArgMax(pred, -1, dtypes.Int32), ConvertDType(targets, dtypes.Int32)), dtypes.Float32)
+	if rowMask != nil {
+		hit = Mul(hit, rowMask)
+	}
+	return ReduceAllSum(hit)
 }
 
 // Rows computes the backbone features [R, D] and the targets of the scored

@@ -1,11 +1,13 @@
 package mim
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"strings"
 
 	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -13,6 +15,7 @@ import (
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/optim"
+	"github.com/peco-dev/peco/tasks/split"
 )
 
 // Batch is one MIM batch as the step takes it, B images of the model's
@@ -50,6 +53,10 @@ type TrainStep struct {
 	opt        optim.Optimizer
 	train, ev  *model.Exec
 	totalSteps int
+	// external is the loss when it is computed outside the graph; fwd and
+	// fwdEval then run the forward pass to its inputs.
+	external     core.ExternalLoss
+	fwd, fwdEval *model.Exec
 }
 
 // NewTrainStep builds the step of cfg's components on a fresh store seeded
@@ -125,6 +132,9 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps in
 	}
 	adamw := opt.New()
 	adamw.Trainable = func(p string) bool { return !strings.HasPrefix(p, "/"+TokenizerScope+"/") }
+	if ext, ok := loss.(core.ExternalLoss); ok {
+		return s, s.buildExternal(backend, ext, adamw)
+	}
 	if s.train, err = model.NewExec(backend, s.Store, func(scope *model.Scope, in []*Node) []*Node {
 		loss, correct := s.Net.Objective(scope, in[0], in[1], in[2], in[3], true)
 		adamw.UpdateGraph(scope, loss.Graph(), loss)
@@ -153,6 +163,11 @@ func (s *TrainStep) Run(b Batch, step int) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.external != nil {
+		if in, err = s.externalInputs(in, int64(step)); err != nil {
+			return nil, err
+		}
+	}
 	out, err := s.train.Exec(in...)
 	if err != nil {
 		return nil, err
@@ -174,6 +189,9 @@ func (s *TrainStep) Eval(b Batch) (loss, correct float64, err error) {
 	in, err := s.inputs(b)
 	if err != nil {
 		return 0, 0, err
+	}
+	if s.external != nil {
+		return s.evalExternal(in)
 	}
 	out, err := s.ev.Exec(in...)
 	if err != nil {
@@ -225,4 +243,85 @@ func (s *TrainStep) inputs(b Batch) ([]any, error) {
 		tensors.FromFlatDataAndDimensions(mask, b.B, n),
 		tensors.FromFlatDataAndDimensions(idx, b.B*m),
 	}, nil
+}
+
+// buildExternal builds the graphs of a step whose loss is computed outside
+// the graph (package split): the forward pass to the predictions, for
+// training (random numbers kept) and evaluation, and the training graph on
+// the surrogate of the loss's value and gradient.
+func (s *TrainStep) buildExternal(backend compute.Backend, ext core.ExternalLoss, adamw *optim.AdamW) error {
+	s.external = ext
+	forward := func(training bool) func(scope *model.Scope, in []*Node) []*Node {
+		return func(scope *model.Scope, in []*Node) []*Node {
+			pred, targets, rowMask := s.Net.Predict(scope, in[0], in[1], in[2], in[3], training)
+			return []*Node{pred, ConvertDType(targets, lossTargetDType(s.Net.Target.Discrete())), s.Net.Correct(pred, targets, rowMask)}
+		}
+	}
+	var err error
+	if s.fwd, err = model.NewExec(backend, s.Store, forward(true)); err != nil {
+		return fmt.Errorf("building the forward graph: %w", err)
+	}
+	if s.fwdEval, err = model.NewExec(backend, s.Store, forward(false)); err != nil {
+		return fmt.Errorf("building the evaluation graph: %w", err)
+	}
+	if s.train, err = model.NewExec(backend, s.Store, func(scope *model.Scope, in []*Node) []*Node {
+		pred, targets, rowMask := s.Net.Predict(scope, in[0], in[1], in[2], in[3], true)
+		loss := MulScalar(split.Surrogate(pred, in[4], in[5]), s.Net.Loss.Weight())
+		adamw.UpdateGraph(scope, loss.Graph(), loss)
+		return []*Node{loss, s.Net.Correct(pred, targets, rowMask)}
+	}); err != nil {
+		return fmt.Errorf("building the training graph: %w", err)
+	}
+	return nil
+}
+
+// lossTargetDType is the dtype targets go to an external loss in: int32
+// token ids, float32 values.
+func lossTargetDType(discrete bool) dtypes.DType {
+	if discrete {
+		return dtypes.Int32
+	}
+	return dtypes.Float32
+}
+
+// externalInputs runs the forward pass (keeping the RNG state), has the
+// external loss score it, and returns the training graph's inputs: in,
+// the gradient of the predictions and the loss.
+func (s *TrainStep) externalInputs(in []any, step int64) ([]any, error) {
+	var out []*tensors.Tensor
+	if err := split.KeepRNG(s.Store, func() error {
+		var err error
+		out, err = s.fwd.Exec(in...)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	name := s.Net.PredictionName()
+	inputs := s.lossInputs(out)
+	l, grads, err := s.external.Evaluate(context.Background(), step, inputs, []string{name}, true)
+	if err != nil {
+		return nil, err
+	}
+	return append(in, grads[name], split.LossValue(l)), nil
+}
+
+// evalExternal scores a batch with the external loss, without gradients.
+func (s *TrainStep) evalExternal(in []any) (loss, correct float64, err error) {
+	out, err := s.fwdEval.Exec(in...)
+	if err != nil {
+		return 0, 0, err
+	}
+	l, _, err := s.external.Evaluate(context.Background(), -1, s.lossInputs(out), nil, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	return l * s.Net.Loss.Weight(), float64(tensors.ToScalar[float32](out[2])), nil
+}
+
+// lossInputs names the forward pass's outputs as the loss reads them.
+func (s *TrainStep) lossInputs(out []*tensors.Tensor) map[string]*tensors.Tensor {
+	if s.Net.Target.Discrete() {
+		return map[string]*tensors.Tensor{"logits": out[0], "labels": out[1]}
+	}
+	return map[string]*tensors.Tensor{"reconstruction": out[0], "input": out[1]}
 }
