@@ -9,6 +9,7 @@ import (
 	_ "github.com/peco-dev/peco/data"            // dataset: image_folder, mnist, coco, ade20k
 	_ "github.com/peco-dev/peco/losses"          // loss: cross_entropy, l1, l2, logit_laplace, vq, kl_uniform, perceptual, adversarial
 	_ "github.com/peco-dev/peco/optim"           // optimizer: adamw; schedule: cosine, constant
+	_ "github.com/peco-dev/peco/plugins/host"    // loss and tokenizer plugins: type: plugin:<name>
 	_ "github.com/peco-dev/peco/targets"         // target: tokens, pixels
 	_ "github.com/peco-dev/peco/tasks/classify"  // task: classification
 	_ "github.com/peco-dev/peco/tasks/mim"       // task: mim

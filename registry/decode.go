@@ -70,8 +70,13 @@ func DecodeComponent(kind Kind, name string, params map[string]any) (any, error)
 	if !ok {
 		return nil, fmt.Errorf("unknown component kind %q", kind)
 	}
-	e, ok := r.Lookup(name)
-	if !ok {
+	var e *Entry
+	if p, short, provided := providerFor(name); provided {
+		var err error
+		if e, err = p.Lookup(kind, short, params); err != nil {
+			return nil, err
+		}
+	} else if e, ok = r.Lookup(name); !ok {
 		return nil, fmt.Errorf("unknown %s %q", kind, name)
 	}
 	cfg := e.NewConfig()

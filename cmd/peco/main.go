@@ -5,6 +5,7 @@
 //	peco run CONFIG [--set key=value]... [--out DIR] [--backend SPEC] [--resume]
 //	peco config print CONFIG [--set key=value]...
 //	peco components [KIND]
+//	peco plugins list | check PATH | hash PATH
 //	peco version
 package main
 
@@ -26,6 +27,7 @@ import (
 	_ "github.com/peco-dev/peco/builtin"
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/run"
+	"github.com/peco-dev/peco/plugins/host"
 	"github.com/peco-dev/peco/registry"
 )
 
@@ -33,7 +35,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd(os.Stdout, os.Stderr)
-	if err := root.ExecuteContext(ctx); err != nil {
+	err := root.ExecuteContext(ctx)
+	host.Cleanup() // no plugin process outlives peco
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "peco:", err)
 		os.Exit(1)
 	}
@@ -52,6 +56,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newTokenizeCmd(stdout))
 	root.AddCommand(newBenchCmd(stdout, stderr), newBenchWorkerCmd(stdout))
 	root.AddCommand(newClassifyCmd(stdout))
+	root.AddCommand(newPluginsCmd(stdout))
 	return root
 }
 

@@ -310,3 +310,6 @@ func (pr *provider) Entries(kind registry.Kind) []*registry.Entry {
 	}
 	return out
 }
+
+// FieldTypeName names a schema field type in config words.
+func FieldTypeName(t pb.FieldType) string { return fieldGoType(t).String() }

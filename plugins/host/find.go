@@ -23,6 +23,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/hashicorp/go-plugin"
 )
 
 // Environment and file names the host reads.
@@ -216,4 +218,18 @@ func Verify(name, path, pinned string) (string, error) {
 			name, path, actual, source, strings.ToLower(pinned))
 	}
 	return actual, nil
+}
+
+// Cleanup ends every plugin process this host started and has not ended
+// yet; the peco command calls it before it exits.
+func Cleanup() { plugin.CleanupClients() }
+
+// NameOf returns the plugin name of an executable's path
+// (peco-plugin-<name>).
+func NameOf(path string) (string, error) {
+	name, ok := strings.CutPrefix(filepath.Base(path), ExecPrefix)
+	if !ok || name == "" {
+		return "", fmt.Errorf("%s: a plugin executable is named %s<name>", path, ExecPrefix)
+	}
+	return name, nil
 }

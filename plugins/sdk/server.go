@@ -250,6 +250,9 @@ func (s *taskServer) Samples(req *pb.SamplesRequest, stream pb.Task_SamplesServe
 		return implError(err)
 	}
 	n := len(idx)
+	if n == 0 {
+		return nil
+	}
 	for _, t := range []*Tensor{images, labels} {
 		if t == nil || len(t.Shape) == 0 || t.Shape[0] != n {
 			return status.Errorf(codes.Internal, "Samples returned %v for %d samples: want a leading dimension of %d", t, n, n)

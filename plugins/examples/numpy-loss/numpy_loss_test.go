@@ -135,10 +135,22 @@ func wantCode(t *testing.T, err error, code codes.Code, want string) {
 
 // reference is the loss of losses/crossentropy.go in float64: mean (or
 // weighted mean sum(w*ce)/max(sum(w), 1)) softmax cross-entropy against
-// targets (1-eps)*onehot + eps/K, and its gradient with respect to logits.
-func reference(logits []float32, labels []int32, weights []float32, n, k int, eps float64) (float64, []float64) {
+// targets, soft ones as given or else labels smoothed to
+// (1-eps)*onehot + eps/K, and its gradient with respect to logits,
+// (softmax * sum(t) - t) times the row's weight in the mean.
+func reference(logits []float32, labels []int32, targets, weights []float32, n, k int, eps float64) (float64, []float64) {
+	tgt := func(i, j int) float64 {
+		if targets != nil {
+			return float64(targets[i*k+j])
+		}
+		v := eps / float64(k)
+		if j == int(labels[i]) {
+			v += 1 - eps
+		}
+		return v
+	}
 	ce := make([]float64, n)
-	p := make([]float64, n*k)
+	grad := make([]float64, n*k)
 	for i := range n {
 		row := logits[i*k : (i+1)*k]
 		m := math.Inf(-1)
@@ -150,20 +162,18 @@ func reference(logits []float32, labels []int32, weights []float32, n, k int, ep
 			s += math.Exp(float64(x) - m)
 		}
 		lse := m + math.Log(s)
+		ts := 0.0
+		for j := range k {
+			ts += tgt(i, j)
+		}
 		for j, x := range row {
-			tgt := eps / float64(k)
-			if j == int(labels[i]) {
-				tgt += 1 - eps
-			}
-			ce[i] -= tgt * (float64(x) - lse)
-			p[i*k+j] = math.Exp(float64(x)-lse) - tgt
+			ce[i] -= tgt(i, j) * (float64(x) - lse)
+			grad[i*k+j] = math.Exp(float64(x)-lse)*ts - tgt(i, j)
 		}
 	}
 	scale := make([]float64, n)
-	loss := 0.0
 	if weights == nil {
 		for i := range n {
-			loss += ce[i] / float64(n)
 			scale[i] = 1 / float64(n)
 		}
 	} else {
@@ -171,28 +181,39 @@ func reference(logits []float32, labels []int32, weights []float32, n, k int, ep
 		for _, w := range weights {
 			sw += float64(w)
 		}
-		sw = math.Max(sw, 1)
 		for i := range n {
-			loss += float64(weights[i]) * ce[i] / sw
-			scale[i] = float64(weights[i]) / sw
+			scale[i] = float64(weights[i]) / math.Max(sw, 1)
 		}
 	}
+	loss := 0.0
 	for i := range n {
+		loss += scale[i] * ce[i]
 		for j := range k {
-			p[i*k+j] *= scale[i]
+			grad[i*k+j] *= scale[i]
 		}
 	}
-	return loss, p
+	return loss, grad
 }
 
-// inputs encodes the loss inputs (weights may be nil).
+// inputs encodes the loss inputs: logits, labels, and weights if not nil.
 func inputs(t *testing.T, logits []float32, labels []int32, weights []float32, n, k int) []*pb.Tensor {
+	return inputsT(t, logits, labels, nil, weights, n, k)
+}
+
+// inputsT encodes logits and either soft targets (if not nil) or labels,
+// and weights if not nil.
+func inputsT(t *testing.T, logits []float32, labels []int32, targets, weights []float32, n, k int) []*pb.Tensor {
 	t.Helper()
 	l, err := sdk.NewFloat32(logits, n, k).ToProto("logits")
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := sdk.NewInt32(labels, n).ToProto("labels")
+	var b *pb.Tensor
+	if targets != nil {
+		b, err = sdk.NewFloat32(targets, n, k).ToProto("targets")
+	} else {
+		b, err = sdk.NewInt32(labels, n).ToProto("labels")
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,6 +251,21 @@ func TestNumpyCrossEntropy(t *testing.T) {
 	weights[2] = 0
 	small := make([]float32, n) // sum(w) < 1: the normaliser is 1
 	small[1], small[4] = 0.25, 0.5
+	soft := make([]float32, n*k) // Mixup-like soft targets
+	for i := range n {
+		sum := 0.0
+		for j := range k {
+			v := rng.Float64()
+			soft[i*k+j] = float32(v)
+			sum += v
+		}
+		if i == 5 {
+			sum /= 0.7 // a row summing to 0.7: d/dz is softmax*sum(t) - t
+		}
+		for j := range k {
+			soft[i*k+j] = float32(float64(soft[i*k+j]) / sum)
+		}
+	}
 
 	compute := func(in []*pb.Tensor, grad bool) (*pb.LossResponse, error) {
 		req := &pb.LossRequest{Step: 3, Inputs: in, Training: true}
@@ -291,15 +327,18 @@ func TestNumpyCrossEntropy(t *testing.T) {
 		}},
 		{"Compute", func(t *testing.T) {
 			for _, tc := range []struct {
-				name    string
-				weights []float32
-			}{{"mean", nil}, {"weighted", weights}, {"weighted/sum<1", small}} {
+				name             string
+				targets, weights []float32
+			}{
+				{"mean", nil, nil}, {"weighted", nil, weights}, {"weighted/sum<1", nil, small},
+				{"soft targets", soft, nil}, {"soft targets/weighted", soft, weights},
+			} {
 				t.Run(tc.name, func(t *testing.T) {
-					resp, err := compute(inputs(t, logits, labels, tc.weights, n, k), true)
+					resp, err := compute(inputsT(t, logits, labels, tc.targets, tc.weights, n, k), true)
 					if err != nil {
 						t.Fatal(err)
 					}
-					want, wantGrad := reference(logits, labels, tc.weights, n, k, eps)
+					want, wantGrad := reference(logits, labels, tc.targets, tc.weights, n, k, eps)
 					if math.Abs(resp.Loss-want) > 1e-9*math.Abs(want) {
 						t.Fatalf("loss %.12g, want %.12g", resp.Loss, want)
 					}
@@ -325,11 +364,11 @@ func TestNumpyCrossEntropy(t *testing.T) {
 						minus := append([]float32(nil), logits...)
 						plus[idx] += h
 						minus[idx] -= h
-						lp, err := compute(inputs(t, plus, labels, tc.weights, n, k), false)
+						lp, err := compute(inputsT(t, plus, labels, tc.targets, tc.weights, n, k), false)
 						if err != nil {
 							t.Fatal(err)
 						}
-						lm, err := compute(inputs(t, minus, labels, tc.weights, n, k), false)
+						lm, err := compute(inputsT(t, minus, labels, tc.targets, tc.weights, n, k), false)
 						if err != nil {
 							t.Fatal(err)
 						}
@@ -363,7 +402,7 @@ func TestNumpyCrossEntropy(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Logf("Compute of float32[%d %d] with its gradient: %v", n, k, time.Since(t0).Round(time.Millisecond))
-			want, _ := reference(big, lb, nil, n, k, eps)
+			want, _ := reference(big, lb, nil, nil, n, k, eps)
 			if math.Abs(resp.Loss-want) > 1e-9*math.Abs(want) {
 				t.Fatalf("loss %.12g, want %.12g", resp.Loss, want)
 			}
@@ -403,6 +442,13 @@ func TestNumpyCrossEntropy(t *testing.T) {
 				{"labels short", "labels", in(func(l, b *pb.Tensor) []*pb.Tensor {
 					b.Shape, b.Data = []int64{n - 1}, b.Data[:4*(n-1)]
 					return []*pb.Tensor{l, b}
+				})},
+				{"targets wrong shape", "targets", in(func(l, _ *pb.Tensor) []*pb.Tensor {
+					return []*pb.Tensor{l, inputsT(t, logits[:n*(k-1)], nil, soft[:n*(k-1)], nil, n, k-1)[1]}
+				})},
+				{"unknown input", "extra", in(func(l, b *pb.Tensor) []*pb.Tensor {
+					x := &pb.Tensor{Name: "extra", Dtype: b.Dtype, Shape: b.Shape, Data: b.Data}
+					return []*pb.Tensor{l, b, x}
 				})},
 				{"logits truncated", "logits", in(func(l, b *pb.Tensor) []*pb.Tensor {
 					l.Data = l.Data[:len(l.Data)-4]
