@@ -128,7 +128,7 @@ func asDynamic(v reflect.Value) (Dynamic, bool) {
 }
 
 // Collect returns every value of type T (or implementing T) found in a
-// decoded config: in struct fields, components' configs, lists and maps.
+// decoded config, not looking inside the values it returns: in struct fields, components' configs, lists and maps.
 // Run machinery uses it, e.g. to record the plugins an experiment uses.
 func Collect[T any](cfg any) []T {
 	var out []T
@@ -147,9 +147,11 @@ func Collect[T any](cfg any) []T {
 		if v.CanInterface() {
 			if x, ok := v.Interface().(T); ok {
 				out = append(out, x)
+				return
 			} else if v.CanAddr() && v.Addr().CanInterface() {
 				if x, ok := v.Addr().Interface().(T); ok {
 					out = append(out, x)
+					return
 				}
 			}
 		}

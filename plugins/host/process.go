@@ -252,7 +252,9 @@ func launch(bin Binary, s Settings, log io.Writer) (*plugin.Client, *sdk.Clients
 		Managed:          true,
 		StartTimeout:     s.StartTimeout,
 		Stderr:           log,
-		Logger:           hclog.New(&hclog.LoggerOptions{Name: "peco", Level: hclog.Error, Output: log}),
+		SyncStderr:       log, // the plugin's os.Stderr, streamed by go-plugin
+		SyncStdout:       log,
+		Logger:           hclog.New(&hclog.LoggerOptions{Name: "peco", Level: hclog.Error, Output: hostLines{log}}),
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(sdk.MaxMessageBytes), grpc.MaxCallSendMsgSize(sdk.MaxMessageBytes))},
 	})
@@ -281,7 +283,7 @@ func startError(bin Binary, err error, log io.Writer) error {
 	switch {
 	case errors.Is(err, plugin.ErrChecksumsDoNotMatch):
 		msg = "the executable changed after it was verified (sha256 mismatch); refusing to start it"
-	case strings.Contains(msg, "Incompatible API version"):
+	case strings.Contains(strings.ToLower(msg), "incompatible api version"):
 		msg = fmt.Sprintf("speaks another plugin protocol version than this peco (%v): %s", APIVersions, msg)
 	case strings.Contains(msg, "Unrecognized remote plugin message"), strings.Contains(msg, "plugin exited before we could connect"),
 		strings.Contains(msg, "timeout while waiting for plugin to start"):
@@ -349,7 +351,7 @@ type logSink struct {
 
 func newLogSink(name string) *logSink { return &logSink{name: name} }
 
-const tailLines = 12
+const tailLines = 20
 
 func (l *logSink) open(path string) error {
 	l.mu.Lock()
@@ -468,3 +470,15 @@ func (p *Process) LoadState(data []byte) error {
 }
 
 var _ = core.PluginLogFile
+
+// hostLines passes go-plugin's own messages about a plugin (e.g. its exit
+// status) to the plugin's log, without go-plugin's copies of the plugin's
+// stderr lines, which the log already has.
+type hostLines struct{ w io.Writer }
+
+func (h hostLines) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("peco."+ExecPrefix)) {
+		return len(b), nil
+	}
+	return h.w.Write(b)
+}

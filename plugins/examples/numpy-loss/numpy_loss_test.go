@@ -37,6 +37,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/peco-dev/peco/plugins/proto/peco/plugin/v1"
@@ -572,18 +573,35 @@ func TestRefusals(t *testing.T) {
 	}
 }
 
-// TestPortRangeAndSIGTERM checks PLUGIN_MIN_PORT/PLUGIN_MAX_PORT and that
-// SIGTERM ends the plugin.
+// TestPortRangeAndSIGTERM checks PLUGIN_MIN_PORT/PLUGIN_MAX_PORT (a busy
+// port of the range is skipped, as go-plugin's Go servers do) and that SIGTERM
+// ends the plugin.
 func TestPortRangeAndSIGTERM(t *testing.T) {
 	path := pluginPath(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// Two consecutive ports, the first kept busy.
+	var busy net.Listener
+	port := 0
+	for try := 0; try < 50 && port == 0; try++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := l.Addr().(*net.TCPAddr).Port
+		if next, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
+			next.Close()
+			busy, port = l, p
+			break
+		}
+		l.Close()
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	if port == 0 {
+		t.Skip("no two consecutive free ports found")
+	}
+	defer busy.Close()
 	cmd := exec.Command(path)
-	cmd.Env = handshakeEnv(fmt.Sprintf("PLUGIN_MIN_PORT=%d", port), fmt.Sprintf("PLUGIN_MAX_PORT=%d", port))
+	cmd.Env = handshakeEnv(fmt.Sprintf("PLUGIN_MIN_PORT=%d", port), fmt.Sprintf("PLUGIN_MAX_PORT=%d", port+1))
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -593,8 +611,18 @@ func TestPortRangeAndSIGTERM(t *testing.T) {
 	}
 	defer cmd.Process.Kill() //nolint:errcheck // best effort
 	line := readLine(t, bufio.NewReader(stdout))
-	if want := fmt.Sprintf("1|1|tcp|127.0.0.1:%d|grpc", port); line != want {
+	if want := fmt.Sprintf("1|1|tcp|127.0.0.1:%d|grpc", port+1); line != want {
 		t.Fatalf("handshake %q, want %q", line, want)
+	}
+	conn, err := grpc.NewClient(fmt.Sprintf("passthrough:///127.0.0.1:%d", port+1), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := pb.NewPluginClient(conn).Info(ctx, &pb.InfoRequest{}); err != nil {
+		t.Fatalf("Info over plaintext: %v", err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
@@ -604,10 +632,13 @@ func TestPortRangeAndSIGTERM(t *testing.T) {
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("after SIGTERM: %v, want exit 0", err)
+			t.Fatalf("after SIGTERM: %v, want exit 0; stderr:\n%s", err, stderr.String())
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the plugin is still running 5 s after SIGTERM")
+	}
+	if strings.Contains(stderr.String(), "Address already in use") {
+		t.Errorf("the busy port reached grpc's bind:\n%s", stderr.String())
 	}
 }
 

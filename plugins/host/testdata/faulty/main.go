@@ -80,8 +80,10 @@ func (l *loss) Compute(ctx context.Context, req *sdk.LossRequest) (*sdk.LossResu
 	}
 	switch l.fault {
 	case "crash":
-		fmt.Fprintln(os.Stderr, "faulty: crashing on purpose")
-		os.Exit(3)
+		// An uncaught panic off the call's goroutine: the runtime prints it
+		// on the process's stderr and exits 2.
+		go func() { panic("faulty: crashing on purpose") }()
+		time.Sleep(time.Minute)
 	case "crash_once":
 		if _, err := os.Stat(os.Getenv("TMPDIR") + "/faulty-crashed"); err != nil {
 			_ = os.WriteFile(os.Getenv("TMPDIR")+"/faulty-crashed", nil, 0o644)
