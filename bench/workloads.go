@@ -55,8 +55,14 @@ type Workload struct {
 	// (tokenizer.TrainStep) as that config sets it up, on Batch random
 	// Image x Image images in [-1, 1]; the ViT fields are unused.
 	TokenizerConfig string
-	// Peer names the PyTorch peer's mode in bench/peers/torch_peer.py.
+	// Peer names the PyTorch peer's mode in bench/peers/torch_peer.py (""
+	// for none).
 	Peer string
+	// Loss is the MIM step's loss type (default cross_entropy), with its
+	// default parameters, e.g. "focal" or a plugin, "plugin:focal" (found
+	// and pinned as any plugin: $PECO_PLUGIN_PATH, ./plugins.d,
+	// ./plugins.lock).
+	Loss string
 }
 
 // Workloads lists the benchmarked workloads by name.
@@ -65,6 +71,10 @@ var Workloads = map[string]Workload{
 		Batch: 64, Layers: 12, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim"},
 	"mim-tiny4-4l-b32": {Name: "mim-tiny4-4l-b32", Doc: "MIM step, ViT-Tiny/4 32px, 4 layers, vocab 1024, 26/64 masked, batch 32",
 		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim"},
+	"mim-tiny4-4l-b32-focal": {Name: "mim-tiny4-4l-b32-focal", Doc: "mim-tiny4-4l-b32 with the built-in focal loss (gamma 2)",
+		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Loss: "focal"},
+	"mim-tiny4-4l-b32-plugin-focal": {Name: "mim-tiny4-4l-b32-plugin-focal", Doc: "mim-tiny4-4l-b32 with the focal loss plugin (plugins/examples/focal-loss, gamma 2): the plugin's per-step overhead",
+		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Loss: "plugin:focal"},
 	"mim-tiny4-4l-b32-cifar10": {Name: "mim-tiny4-4l-b32-cifar10", Doc: "mim-tiny4-4l-b32 fed real CIFAR-10 training batches (cifar10.tar.gz, data pipeline)",
 		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Data: "cifar10.tar.gz", Peer: "mim"},
 	"finetune-tiny4-12l-b64": {Name: "finetune-tiny4-12l-b64", Doc: "fine-tuning step, ViT-Tiny/4 32px, 12 layers, 10-way head, batch 64",
@@ -210,6 +220,13 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 		cfg := mim.DefaultConfig()
 		cfg.Data.Augment.Size = w.Image
 		cfg.Backbone, cfg.Loss, cfg.Optimizer = backbone, ce, optSpec
+		if w.Loss != "" {
+			lc, err := registry.DecodeComponent(core.Losses.Kind(), w.Loss, nil)
+			if err != nil {
+				return nil, done, fmt.Errorf("loss %s: %w", w.Loss, err)
+			}
+			cfg.Loss = registry.Spec[core.Loss]{Type: w.Loss, Config: lc}
+		}
 		// The targets are the workload's random ids, given to the step as
 		// precomputed tokens; the tokenizer (of the workload's vocabulary)
 		// is never run.
@@ -220,6 +237,22 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 		ts, err := mim.NewTrainStep(backend, cfg, 0, 1000, true)
 		if err != nil {
 			return nil, done, err
+		}
+		logDir, err := os.MkdirTemp("", "peco-bench")
+		if err != nil {
+			return nil, done, err
+		}
+		stop, err := core.StartProcesses(&core.Env{Dir: logDir}, ts.Net.Loss) // a loss plugin
+		if err != nil {
+			return nil, done, err
+		}
+		prev := done
+		done = func() {
+			stop()
+			os.RemoveAll(logDir)
+			if prev != nil {
+				prev()
+			}
 		}
 		np := ts.Net.GridH * ts.Net.GridW
 		step = func() (float64, error) {

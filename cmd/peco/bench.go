@@ -62,7 +62,7 @@ in the same invocation. Results go to --out as bench-<date>-<host>.json.`,
 					return fmt.Errorf("bench %s (peco): %w", n, err)
 				}
 				results = append(results, r)
-				if _, isPipe := bench.Pipelines[n]; noPeer || isPipe {
+				if _, isPipe := bench.Pipelines[n]; noPeer || isPipe || w.Peer == "" {
 					continue // no torchvision on this machine: the pipeline has no peer
 				}
 				fmt.Fprintf(stderr, "bench %s: torch...\n", n)

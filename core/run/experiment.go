@@ -123,6 +123,9 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 		Backend: backend.Name(), Device: desc, Seed: exp.Seed, Command: opts.Command, Start: time.Now().UTC(),
 	}
 	meta.Host, _ = os.Hostname()
+	for _, p := range registry.Collect[core.PluginConfig](exp) {
+		meta.Plugins = append(meta.Plugins, p.PluginUse())
+	}
 	var run *RunDir
 	if opts.Resume {
 		run, err = ResumeRunDir(dir, resolved, meta)

@@ -41,6 +41,9 @@ type Meta struct {
 	Error        string    `json:"error,omitempty"`
 	// Resumes lists the times the run was resumed, oldest first.
 	Resumes []time.Time `json:"resumes,omitempty"`
+	// Plugins lists the out-of-process plugins the run uses: name, kind,
+	// version, path and sha256.
+	Plugins []core.PluginUse `json:"plugins,omitempty"`
 	// Summary holds the final metrics a task reports.
 	Summary map[string]any `json:"summary,omitempty"`
 }

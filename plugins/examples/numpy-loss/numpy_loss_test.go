@@ -38,6 +38,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	pb "github.com/peco-dev/peco/plugins/proto/peco/plugin/v1"
@@ -507,16 +508,31 @@ func TestKill(t *testing.T) {
 	}
 }
 
-// TestPlaintext checks the handshake without AutoMTLS (five fields).
+// TestPlaintext checks the handshake without AutoMTLS (five fields) and the
+// health service.
 func TestPlaintext(t *testing.T) {
-	_, c := start(t, false)
-	info, err := c.Plugin.Info(context.Background(), &pb.InfoRequest{})
+	client, c := start(t, false)
+	ctx := context.Background()
+	info, err := c.Plugin.Info(ctx, &pb.InfoRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if info.Name != "numpy_ce" {
 		t.Fatalf("Info = %v", info)
 	}
+	rpc, err := client.Client()
+	if err != nil {
+		t.Fatal(err)
+	}
+	health := healthpb.NewHealthClient(rpc.(*plugin.GRPCClient).Conn)
+	for _, svc := range []string{"plugin", ""} {
+		r, err := health.Check(ctx, &healthpb.HealthCheckRequest{Service: svc})
+		if err != nil || r.Status != healthpb.HealthCheckResponse_SERVING {
+			t.Errorf("health of %q: %v, %v; want SERVING", svc, r, err)
+		}
+	}
+	_, err = health.Check(ctx, &healthpb.HealthCheckRequest{Service: "other"})
+	wantCode(t, err, codes.NotFound, "other")
 }
 
 // handshakeEnv is the environment go-plugin gives a plugin, without TLS.
@@ -574,8 +590,8 @@ func TestRefusals(t *testing.T) {
 }
 
 // TestPortRangeAndSIGTERM checks PLUGIN_MIN_PORT/PLUGIN_MAX_PORT (a busy
-// port of the range is skipped, as go-plugin's Go servers do) and that SIGTERM
-// ends the plugin.
+// port of the range is skipped, as go-plugin's Go servers do), that SIGINT
+// is ignored and that SIGTERM ends the plugin.
 func TestPortRangeAndSIGTERM(t *testing.T) {
 	path := pluginPath(t)
 	// Two consecutive ports, the first kept busy.
@@ -623,6 +639,15 @@ func TestPortRangeAndSIGTERM(t *testing.T) {
 	defer cancel()
 	if _, err := pb.NewPluginClient(conn).Info(ctx, &pb.InfoRequest{}); err != nil {
 		t.Fatalf("Info over plaintext: %v", err)
+	}
+	// SIGINT (a terminal's Ctrl-C reaches the whole process group) is
+	// ignored, as by go-plugin's Go servers: the host ends its plugins.
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if _, err := pb.NewPluginClient(conn).Info(ctx, &pb.InfoRequest{}); err != nil {
+		t.Fatalf("Info after SIGINT: %v", err)
 	}
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
