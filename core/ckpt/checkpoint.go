@@ -173,6 +173,14 @@ func (c *Checkpoint) Restore(store *model.Store) error {
 // loading a pre-trained part into a new model. Empty scopes mean everything.
 func (c *Checkpoint) RestoreInto(store *model.Store, fromScope, toScope string) error {
 	pending := map[string]*tensors.Tensor{}
+	if _, ok := c.Variables["/"+model.RNGStateVariableName]; ok && fromScope == "" && store.GetVariable("/"+model.RNGStateVariableName) == nil {
+		// Create the RNG state as the store does (not trainable) before
+		// setting it: handed over lazily by the loader it would become a
+		// trainable variable, which the optimizer would try to update.
+		if err := store.ResetRNGState(); err != nil {
+			return fmt.Errorf("checkpoint %s: %w", c.Path, err)
+		}
+	}
 	for p, t := range c.Variables {
 		if fromScope != "" {
 			if p != fromScope && !strings.HasPrefix(p, strings.TrimSuffix(fromScope, "/")+"/") {

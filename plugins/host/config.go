@@ -10,9 +10,9 @@ import (
 	"time"
 
 	"github.com/peco-dev/peco/core"
-	"github.com/peco-dev/peco/registry"
 	pb "github.com/peco-dev/peco/plugins/proto/peco/plugin/v1"
 	"github.com/peco-dev/peco/plugins/sdk"
+	"github.com/peco-dev/peco/registry"
 )
 
 // Prefix starts the `type:` of every plugin component: `type: plugin:focal`.

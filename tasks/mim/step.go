@@ -57,6 +57,8 @@ type TrainStep struct {
 	// fwdEval then run the forward pass to its inputs.
 	external     core.ExternalLoss
 	fwd, fwdEval *model.Exec
+	fwdReady     bool
+	backend      compute.Backend
 }
 
 // NewTrainStep builds the step of cfg's components on a fresh store seeded
@@ -250,7 +252,7 @@ func (s *TrainStep) inputs(b Batch) ([]any, error) {
 // training (random numbers kept) and evaluation, and the training graph on
 // the surrogate of the loss's value and gradient.
 func (s *TrainStep) buildExternal(backend compute.Backend, ext core.ExternalLoss, adamw *optim.AdamW) error {
-	s.external = ext
+	s.external, s.backend = ext, backend
 	forward := func(training bool) func(scope *model.Scope, in []*Node) []*Node {
 		return func(scope *model.Scope, in []*Node) []*Node {
 			pred, targets, rowMask := s.Net.Predict(scope, in[0], in[1], in[2], in[3], training)
@@ -288,6 +290,12 @@ func lossTargetDType(discrete bool) dtypes.DType {
 // external loss score it, and returns the training graph's inputs: in,
 // the gradient of the predictions and the loss.
 func (s *TrainStep) externalInputs(in []any, step int64) ([]any, error) {
+	if !s.fwdReady {
+		if err := split.Prepare(s.backend, s.Store, s.fwd, in); err != nil {
+			return nil, err
+		}
+		s.fwdReady = true
+	}
 	var out []*tensors.Tensor
 	if err := split.KeepRNG(s.Store, func() error {
 		var err error

@@ -14,6 +14,8 @@ package split
 import (
 	"fmt"
 
+	"github.com/gomlx/compute"
+	"github.com/gomlx/compute/shapes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
@@ -60,3 +62,22 @@ func KeepRNG(store *model.Store, fn func() error) error {
 // LossValue is a float32 scalar tensor of v (the external loss as a graph
 // input).
 func LossValue(v float64) *tensors.Tensor { return tensors.FromValue(float32(v)) }
+
+// Prepare compiles exec for the inputs and initialises the store's new
+// variables, so that KeepRNG saves the RNG state as it is after the
+// initialisers drew from it, as a step computing its loss in the graph
+// finds it when its own execution starts. Call it before the first KeepRNG.
+func Prepare(backend compute.Backend, store *model.Store, exec *model.Exec, in []any) error {
+	var inShapes []shapes.Shape
+	for i, x := range in {
+		t, ok := x.(*tensors.Tensor)
+		if !ok {
+			return fmt.Errorf("split: input %d is %T, want a tensor", i, x)
+		}
+		inShapes = append(inShapes, t.Shape())
+	}
+	if _, err := exec.Compile(inShapes...); err != nil {
+		return err
+	}
+	return store.InitializeVariables(backend, nil)
+}

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/peco-dev/peco/plugins/sdk"
@@ -32,7 +33,9 @@ func (l *loss) Configure(cfg sdk.Config, _ int64) error {
 	return nil
 }
 
-func (l *loss) Save(int64) ([]byte, error) { return binary.LittleEndian.AppendUint64(nil, l.calls), nil }
+func (l *loss) Save(int64) ([]byte, error) {
+	return binary.LittleEndian.AppendUint64(nil, l.calls), nil
+}
 
 func (l *loss) Load(b []byte) error {
 	if len(b) == 0 {
@@ -87,7 +90,9 @@ func (l *loss) Compute(ctx context.Context, req *sdk.LossRequest) (*sdk.LossResu
 	case "crash_once":
 		if _, err := os.Stat(os.Getenv("TMPDIR") + "/faulty-crashed"); err != nil {
 			_ = os.WriteFile(os.Getenv("TMPDIR")+"/faulty-crashed", nil, 0o644)
-			fmt.Fprintln(os.Stderr, "faulty: crashing once")
+			// Straight to the process's stderr (go-plugin redirects os.Stderr
+			// through its stream, which an exit would cut short).
+			_, _ = syscall.Write(2, []byte("faulty: crashing once\n"))
 			os.Exit(3)
 		}
 	case "hang":
