@@ -234,21 +234,18 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 		tok.CodebookSize = w.Vocab
 		cfg.Target = registry.Spec[core.Target]{Type: "tokens", Config: &targets.TokensConfig{Tokenizer: registry.Spec[core.Tokenizer]{Type: "vqvae", Config: tok}}}
 		cfg.Masker = registry.Spec[data.MaskerFactory]{Type: "random", Config: &data.RandomMaskConfig{NumMasked: w.Masked}}
-		ts, err := mim.NewTrainStep(backend, cfg, 0, 1000, true)
+		logDir, err := os.MkdirTemp("", "peco-bench") // a plugin's stderr
 		if err != nil {
 			return nil, done, err
 		}
-		logDir, err := os.MkdirTemp("", "peco-bench")
+		ts, err := mim.NewTrainStep(&core.Env{Backend: backend, Dir: logDir}, cfg, 1000, true)
 		if err != nil {
-			return nil, done, err
-		}
-		stop, err := core.StartProcesses(&core.Env{Dir: logDir}, ts.Net.Loss) // a loss plugin
-		if err != nil {
+			os.RemoveAll(logDir)
 			return nil, done, err
 		}
 		prev := done
 		done = func() {
-			stop()
+			ts.Close()
 			os.RemoveAll(logDir)
 			if prev != nil {
 				prev()

@@ -38,7 +38,7 @@ func setup(t *testing.T) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	var lock strings.Builder
-	for name, pkg := range map[string]string{"focal": "./examples/focal-loss", "faulty": "./host/testdata/faulty"} {
+	for name, pkg := range map[string]string{"focal": "./examples/focal-loss", "faulty": "./host/testdata/faulty", "meancolor": "./host/testdata/meancolor"} {
 		out := filepath.Join(dir, host.ExecPrefix+name)
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		if b, err := cmd.CombinedOutput(); err != nil {
@@ -91,8 +91,7 @@ task:
     augment: {size: 28, scale: [0.6, 1.0], ratio: [0.9, 1.1], hflip: 0, normalize: half, crop_pct: 1.0}
   backbone: {type: vit, preset: "", image_size: 28, patch_size: 4, in_channels: 1, dim: 16, depth: 2, heads: 2, drop_path: 0.2}
   masker: {type: blockwise, ratio: 0.4, min_patches: 4}
-  target: {type: tokens, tokenizer: {type: vqvae, in_channels: 1, codebook_size: 32, code_dim: 8, init: random,
-    encoder: {width: 8, mults: [1, 2], groups: 4}, decoder: {width: 8, mults: [1, 2], groups: 4}}}
+  target: %s
   loss: %s
   optimizer: {type: adamw, lr: 0.003, schedule: {type: cosine, warmup_steps: 2}}
 `
@@ -101,8 +100,17 @@ task:
 // the output and the error.
 func runMIM(t *testing.T, out, loss string, images int, resume bool) (string, error) {
 	t.Helper()
+	return runMIMTarget(t, out, vqvaeTarget, loss, images, resume)
+}
+
+// vqvaeTarget is a small VQ-VAE tokenizer used as built (random codes).
+const vqvaeTarget = `{type: tokens, tokenizer: {type: vqvae, in_channels: 1, codebook_size: 32, code_dim: 8, init: random,
+    encoder: {width: 8, mults: [1, 2], groups: 4}, decoder: {width: 8, mults: [1, 2], groups: 4}}}`
+
+func runMIMTarget(t *testing.T, out, target, loss string, images int, resume bool) (string, error) {
+	t.Helper()
 	p := out + ".yaml"
-	if err := os.WriteFile(p, []byte(fmt.Sprintf(mnistMIM, images, loss)), 0o644); err != nil {
+	if err := os.WriteFile(p, []byte(fmt.Sprintf(mnistMIM, images, target, loss)), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
@@ -304,4 +312,43 @@ func TestResumeWithDropPath(t *testing.T) {
 	if recs := trainRecords(t, dir); len(recs) != 8 {
 		t.Errorf("after resume: %d train records, want 8", len(recs))
 	}
+}
+
+// TestTokenizerPluginTarget trains MIM on the tokens of a tokenizer plugin,
+// computed per batch and precomputed into the run's token cache.
+func TestTokenizerPluginTarget(t *testing.T) {
+	setup(t)
+	for _, tc := range []struct{ name, target string }{
+		{"online", "{type: tokens, tokenizer: {type: plugin:meancolor, patch: 4, levels: 4}}"},
+		{"precomputed", "{type: tokens, tokenizer: {type: plugin:meancolor, patch: 4, levels: 4}, precompute: 2}"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "run")
+			log, err := runMIMTarget(t, dir, tc.target, "null", 64, false)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, log)
+			}
+			recs := trainRecords(t, dir)
+			if len(recs) != 4 {
+				t.Fatalf("%d train records", len(recs))
+			}
+			// 4 tokens (4 levels of gray): an untrained head starts near ln 4.
+			if l := recs[0]["mim_loss"].(float64); math.Abs(l-math.Log(4)) > 0.1 {
+				t.Errorf("first loss %v, want about ln 4 = 1.386", l)
+			}
+			cache, _ := filepath.Glob(filepath.Join(dir, "token_cache", "*.tokens"))
+			if want := map[string]int{"online": 0, "precomputed": 2}[tc.name]; len(cache) != want {
+				t.Errorf("token cache files %v, want %d", cache, want)
+			}
+			assertNoPlugins(t)
+		})
+	}
+	t.Run("grid mismatch", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "run")
+		_, err := runMIMTarget(t, dir, "{type: tokens, tokenizer: {type: plugin:meancolor, patch: 7}}", "null", 64, false)
+		if err == nil || !strings.Contains(err.Error(), "the backbone's patch grid is 7x7") {
+			t.Errorf("error %v, want a grid mismatch", err)
+		}
+		assertNoPlugins(t)
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/gomlx/compute/dtypes"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
@@ -25,7 +26,7 @@ import (
 type TokensConfig struct {
 	From       string                        `mapstructure:"from" doc:"the tokenizer run: runs/<name> (its newest run), a run directory or a .ckpt file; the tokenizer is rebuilt from the run's task.tokenizer and its /tokenizer weights, frozen"`
 	Tokenizer  registry.Spec[core.Tokenizer] `mapstructure:"tokenizer" doc:"instead of from: a tokenizer used as built (frozen at its initialisation, or one that brings its own weights)"`
-	Precompute int                           `mapstructure:"precompute" doc:"views per training image whose tokens are computed once before training and cached in the tokenizer run's directory (epoch e uses view e mod precompute); 0: tokens computed in each training step"`
+	Precompute int                           `mapstructure:"precompute" doc:"views per training image whose tokens are computed once before training and cached in the tokenizer run's directory (a plugin's: the MIM run's) (epoch e uses view e mod precompute); 0: tokens computed in each training step"`
 }
 
 // Validate checks that exactly one source of tokens is named.
@@ -37,8 +38,8 @@ func (c *TokensConfig) Validate() error {
 		return errors.New("give from (a trained tokenizer run) or tokenizer (one used as built), not both")
 	case c.Precompute < 0:
 		return fmt.Errorf("precompute must be >= 0, got %d", c.Precompute)
-	case c.Precompute > 0 && c.From == "":
-		return errors.New("precompute needs from: cached tokens are kept in the tokenizer run's directory")
+	case c.Precompute > 0 && c.From == "" && !strings.HasPrefix(c.Tokenizer.Type, "plugin:"):
+		return errors.New("precompute needs from (cached tokens are kept in the tokenizer run's directory) or a tokenizer plugin (kept in the MIM run's token_cache/)")
 	}
 	return nil
 }
@@ -105,6 +106,9 @@ func (t *Tokens) Dim(_, _, _, _, _ int) (int, error) {
 // Compute encodes the view and checks that its token grid is the
 // backbone's patch grid: [B, gridH*gridW] int32, without gradient.
 func (t *Tokens) Compute(scope *model.Scope, view *Node, gridH, gridW int) (*Node, error) {
+	if t.External() != nil {
+		return nil, fmt.Errorf("target tokens: the tokenizer runs outside the graph (a plugin); the MIM step gives its tokens as inputs")
+	}
 	ids := t.tok.Encode(scope, view)
 	b := view.Shape().Dim(0)
 	if ids.Rank() != 3 || ids.Shape().Dim(0) != b || ids.Shape().Dim(1) != gridH || ids.Shape().Dim(2) != gridW {
@@ -126,6 +130,30 @@ func (t *Tokens) Restore(store *model.Store, scope string) error {
 	return nil
 }
 
+// External is the tokenizer when it runs outside the graph (a plugin),
+// else nil: the MIM step then gets the tokens from it on the host.
+func (t *Tokens) External() core.ExternalTokenizer {
+	e, _ := t.tok.(core.ExternalTokenizer)
+	return e
+}
+
+// StartProcess implements core.Process for a tokenizer that runs in a
+// process of its own (a plugin); it does nothing for others.
+func (t *Tokens) StartProcess(env *core.Env) error {
+	if p, ok := t.tok.(core.Process); ok {
+		return p.StartProcess(env)
+	}
+	return nil
+}
+
+// Close implements core.Process.
+func (t *Tokens) Close() error {
+	if p, ok := t.tok.(core.Process); ok {
+		return p.Close()
+	}
+	return nil
+}
+
 // Tokenizer is the frozen tokenizer.
 func (t *Tokens) Tokenizer() core.Tokenizer { return t.tok }
 
@@ -136,8 +164,12 @@ func (t *Tokens) PrecomputedViews() int { return t.cfg.Precompute }
 func (t *Tokens) Run() *ckpt.Run { return t.run }
 
 // CacheKey identifies the tokenizer's weights by checkpoint path, size and
-// modification time ("" for a tokenizer used as built).
+// modification time, a plugin by its name, sha256 and config ("" for a
+// tokenizer used as built).
 func (t *Tokens) CacheKey() string {
+	if k, ok := t.tok.(interface{ CacheKey() string }); ok && t.run == nil {
+		return k.CacheKey() // a plugin: name, sha256 and config
+	}
 	if t.run == nil {
 		return ""
 	}

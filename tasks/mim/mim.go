@@ -130,13 +130,11 @@ type setup struct {
 	loaders *data.Loaders[example]
 	// cache holds precomputed tokens (nil: computed in the step).
 	cache *tokenCache
-	// stop ends the components' processes (plugins).
-	stop func()
 }
 
 func (s *setup) close() {
-	if s.stop != nil {
-		s.stop()
+	if s.step != nil {
+		s.step.Close()
 	}
 	if s.loaders != nil {
 		s.loaders.Close()
@@ -153,10 +151,7 @@ func newSetup(env *core.Env, cfg Config) (_ *setup, err error) {
 	}()
 	// The schedule's length needs the number of steps, set once the data is
 	// open.
-	if s.step, err = NewTrainStep(env.Backend, cfg, env.Seed, 0, false); err != nil {
-		return nil, err
-	}
-	if s.stop, err = core.StartProcesses(env, s.step.Net.Loss, s.step.Net.Target); err != nil {
+	if s.step, err = NewTrainStep(env, cfg, 0, false); err != nil {
 		return nil, err
 	}
 	views := 0

@@ -59,6 +59,18 @@ type TrainStep struct {
 	fwd, fwdEval *model.Exec
 	fwdReady     bool
 	backend      compute.Backend
+	// hostTok is the target's tokenizer when it runs outside the graph (a
+	// plugin): batches without Tokens get them from it.
+	hostTok core.ExternalTokenizer
+	stop    func()
+}
+
+// Close ends the processes of the step's components (plugins).
+func (s *TrainStep) Close() {
+	if s.stop != nil {
+		s.stop()
+		s.stop = nil
+	}
 }
 
 // NewTrainStep builds the step of cfg's components on a fresh store seeded
@@ -68,7 +80,12 @@ type TrainStep struct {
 // trained weights (a tokenizer run) loads them, frozen. totalSteps is the
 // schedule's length. The target's tokens are an input (Batch.Tokens) with
 // tokensGiven or when the target precomputes them (core.TokenSource).
-func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps int, tokensGiven bool) (*TrainStep, error) {
+//
+// The step runs on env's backend with env's seed; components that run in
+// processes of their own (plugins) are started for env (their stderr goes
+// to env's run directory) and ended by Close.
+func NewTrainStep(env *core.Env, cfg Config, totalSteps int, tokensGiven bool) (_ *TrainStep, err error) {
+	backend, seed := env.Backend, env.Seed
 	built, err := cfg.Backbone.Build()
 	if err != nil {
 		return nil, fmt.Errorf("backbone: %w", err)
@@ -94,6 +111,15 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps in
 	if err != nil {
 		return nil, fmt.Errorf("loss: %w", err)
 	}
+	stop, err := core.StartProcesses(env, loss, target)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			stop()
+		}
+	}()
 	maskF, err := cfg.Masker.Build()
 	if err != nil {
 		return nil, fmt.Errorf("masker: %w", err)
@@ -104,6 +130,10 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps in
 	}
 	if src, ok := target.(core.TokenSource); ok && src.PrecomputedViews() > 0 {
 		tokensGiven = true
+	}
+	var hostTok core.ExternalTokenizer
+	if h, ok := target.(interface{ External() core.ExternalTokenizer }); ok && h.External() != nil {
+		hostTok, tokensGiven = h.External(), true
 	}
 	if tokensGiven && !target.Discrete() {
 		return nil, fmt.Errorf("target %q: only token targets can be precomputed", cfg.Target.Type)
@@ -124,7 +154,7 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, totalSteps in
 		Net: &Network{Backbone: backbone, Target: target, Loss: loss, Dim: dim, GridH: gh, GridW: gw,
 			NumMasked: maskF.Count(gh, gw), PredictAll: cfg.PredictAll},
 		Store: model.NewStore(), Size: size, ViewSize: viewSize, Channels: channels,
-		TokensGiven: tokensGiven, Masker: masker, opt: opt, totalSteps: totalSteps,
+		TokensGiven: tokensGiven, Masker: masker, opt: opt, totalSteps: totalSteps, stop: stop, hostTok: hostTok,
 	}
 	s.Store.SetParam(model.ParamInitialSeed, seed)
 	if r, ok := target.(core.Restorer); ok {
@@ -226,6 +256,13 @@ func (s *TrainStep) inputs(b Batch) ([]any, error) {
 				}
 			}
 		}
+	}
+	if s.hostTok != nil && len(b.Tokens) == 0 {
+		tok, err := s.hostTokens(b)
+		if err != nil {
+			return nil, err
+		}
+		b.Tokens = tok
 	}
 	var target any
 	if s.TokensGiven {
@@ -332,4 +369,27 @@ func (s *TrainStep) lossInputs(out []*tensors.Tensor) map[string]*tensors.Tensor
 		return map[string]*tensors.Tensor{"logits": out[0], "labels": out[1]}
 	}
 	return map[string]*tensors.Tensor{"reconstruction": out[0], "input": out[1]}
+}
+
+// hostTokens has the target's external tokenizer encode the batch's target
+// views, checking its grid is the backbone's.
+func (s *TrainStep) hostTokens(b Batch) ([]int32, error) {
+	if len(b.View) != b.B*s.ViewSize*s.ViewSize*s.Channels {
+		return nil, fmt.Errorf("mim: batch of %d has %d target-view values, want %d", b.B, len(b.View), b.B*s.ViewSize*s.ViewSize*s.Channels)
+	}
+	out, err := s.hostTok.EncodeImages(context.Background(), tensors.FromFlatDataAndDimensions(b.View, b.B, s.ViewSize, s.ViewSize, s.Channels))
+	if err != nil {
+		return nil, fmt.Errorf("target: %w", err)
+	}
+	if d := out.Shape().Dimensions; out.DType() != dtypes.Int32 || len(d) != 3 || d[0] != b.B || d[1] != s.Net.GridH || d[2] != s.Net.GridW {
+		return nil, fmt.Errorf("target: the tokenizer maps the %dx%d view to tokens %s, the backbone's patch grid is %dx%d (int32): "+
+			"set data.augment.second_size so that the tokenizer's grid matches", s.ViewSize, s.ViewSize, out.Shape(), s.Net.GridH, s.Net.GridW)
+	}
+	ids := tensors.MustCopyFlatData[int32](out)
+	for i, id := range ids {
+		if id < 0 || int(id) >= s.Net.Dim {
+			return nil, fmt.Errorf("target: the tokenizer gave token %d (image %d) outside its vocabulary of %d", id, i/(s.Net.GridH*s.Net.GridW), s.Net.Dim)
+		}
+	}
+	return ids, nil
 }

@@ -85,21 +85,41 @@ func cacheKey(src core.TokenSource, cfg Config, seed int64, split string, views 
 // precompute loads the cached tokens of both splits, computing and saving
 // those that are missing or stale.
 func precompute(env *core.Env, cfg Config, src core.TokenSource, l *data.Loaders[example], step *TrainStep, views int) (*tokenCache, error) {
-	if src.CacheDir() == "" || src.CacheKey() == "" {
+	if src.CacheKey() == "" {
 		return nil, fmt.Errorf("the target names no tokenizer run to keep the cache in")
 	}
-	if err := os.MkdirAll(src.CacheDir(), 0o755); err != nil {
+	cacheDir := src.CacheDir()
+	if cacheDir == "" {
+		cacheDir = env.Path("token_cache") // a tokenizer without a run (a plugin): the MIM run keeps it
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return nil, err
 	}
-	encode, err := model.NewExec(env.Backend, step.Store, func(scope *model.Scope, view *Node) *Node {
-		ids, err := src.Compute(scope.In(TokenizerScope), view, step.Net.GridH, step.Net.GridW)
-		if err != nil {
-			panic(err)
+	var encode func(*tensors.Tensor) ([]int32, error)
+	if step.hostTok != nil {
+		encode = func(view *tensors.Tensor) ([]int32, error) {
+			n := view.Shape().Dim(0)
+			ids, err := step.hostTokens(Batch{B: n, View: tensors.MustCopyFlatData[float32](view)})
+			return ids, err
 		}
-		return ids
-	})
-	if err != nil {
-		return nil, err
+	} else {
+		exec, err := model.NewExec(env.Backend, step.Store, func(scope *model.Scope, view *Node) *Node {
+			ids, err := src.Compute(scope.In(TokenizerScope), view, step.Net.GridH, step.Net.GridW)
+			if err != nil {
+				panic(err)
+			}
+			return ids
+		})
+		if err != nil {
+			return nil, err
+		}
+		encode = func(view *tensors.Tensor) ([]int32, error) {
+			out, err := exec.Exec(view)
+			if err != nil {
+				return nil, err
+			}
+			return tensors.MustCopyFlatData[int32](out[0]), nil
+		}
 	}
 	tnorm, _ := data.NewNormalizer(cfg.Data.TargetNormalize)
 	c := &tokenCache{}
@@ -117,7 +137,7 @@ func precompute(env *core.Env, cfg Config, src core.TokenSource, l *data.Loaders
 			return nil, err
 		}
 		sum := sha256.Sum256([]byte(key))
-		path := filepath.Join(src.CacheDir(), hex.EncodeToString(sum[:8])+"-"+split+".tokens")
+		path := filepath.Join(cacheDir, hex.EncodeToString(sum[:8])+"-"+split+".tokens")
 		n := step.Net.GridH * step.Net.GridW
 		ts, err := readTokenFile(path, key, nv, ds.Len(), n)
 		if err == nil {
@@ -155,7 +175,7 @@ func targetView(view, second *data.Image, err error) (*data.Image, error) {
 
 // computeTokens encodes nv views of every image of ds, in batches of the
 // evaluation batch size (the last one padded).
-func computeTokens(env *core.Env, encode *model.Exec, ds data.Dataset, cfg Config, step *TrainStep,
+func computeTokens(env *core.Env, encode func(*tensors.Tensor) ([]int32, error), ds data.Dataset, cfg Config, step *TrainStep,
 	view func(data.Sample) (*data.Image, error), tnorm data.Normalizer, nv, n int) (*tokenSplit, error) {
 	bs := cfg.Data.EvalBatch
 	pipe, err := data.NewPipeline(ds, func(s data.Sample, _ *rand.Rand) ([]float32, error) {
@@ -182,11 +202,10 @@ func computeTokens(env *core.Env, encode *model.Exec, ds data.Dataset, cfg Confi
 			for i, it := range b.Items {
 				copy(pix[i*per:], it)
 			}
-			out, err := encode.Exec(tensors.FromFlatDataAndDimensions(pix, bs, step.ViewSize, step.ViewSize, step.Channels))
+			ids, err := encode(tensors.FromFlatDataAndDimensions(pix, bs, step.ViewSize, step.ViewSize, step.Channels))
 			if err != nil {
 				return nil, err
 			}
-			ids := tensors.MustCopyFlatData[int32](out[0])
 			for i, idx := range b.Indices {
 				copy(ts.tokens[(v*ts.n+idx)*n:], ids[i*n:(i+1)*n])
 				ts.filled[v*ts.n+idx] = true

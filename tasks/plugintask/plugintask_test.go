@@ -196,11 +196,53 @@ func writeConfig(t *testing.T, text string) string {
 
 func runIt(t *testing.T, cfgPath, out string, resume bool, stdout io.Writer, sets ...string) error {
 	t.Helper()
+	return runCtx(context.Background(), t, cfgPath, out, resume, stdout, io.Discard, sets...)
+}
+
+func runCtx(ctx context.Context, t *testing.T, cfgPath, out string, resume bool, stdout, stderr io.Writer, sets ...string) error {
+	t.Helper()
 	if stdout == nil {
 		stdout = io.Discard
 	}
-	_, err := runtest.Run(context.Background(), t, cfgPath, sets, run.RunOptions{Out: out, Resume: resume, Stdout: stdout, Stderr: io.Discard})
+	_, err := runtest.Run(ctx, t, cfgPath, sets, run.RunOptions{Out: out, Resume: resume, Stdout: stdout, Stderr: stderr, ProgressInterval: 1})
 	return err
+}
+
+// cancelWriter cancels a context once the progress output shows marker.
+type cancelWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (w *cancelWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.cancel != nil && strings.Contains(w.buf.String(), w.marker) {
+		w.cancel()
+		w.cancel = nil
+	}
+	return len(p), nil
+}
+
+// series maps "phase/step/key" to every number a run logged but times.
+func series(t *testing.T, dir string) map[string]float64 {
+	t.Helper()
+	recs, err := run.ReadMetrics(filepath.Join(dir, core.MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, r := range recs {
+		for k, v := range r {
+			if f, ok := v.(float64); ok && k != "images_per_sec" && k != "eval_seconds" {
+				out[fmt.Sprintf("%v/%v/%s", r["phase"], r["step"], k)] = f
+			}
+		}
+	}
+	return out
 }
 
 // pluginProcesses lists the live (non-zombie) processes running path.
@@ -438,6 +480,51 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if n == 0 {
 		t.Error("no backbone variables compared")
+	}
+	checkNoPlugin(t, bin)
+}
+
+// TestResumeExact kills a run mid-epoch and resumes it: the metrics
+// continue exactly as the uninterrupted run's.
+func TestResumeExact(t *testing.T) {
+	bin := usePlugin(t, pluginName)
+	data := writeSynth(t, 256, 128)
+	cfg := writeConfig(t, strings.Replace(config(data, 256, 128, 2, 32), "log_every: 1", "log_every: 1\n    checkpoint_every: 5", 1))
+	root := t.TempDir()
+	a := filepath.Join(root, "a")
+	if err := runIt(t, cfg, a, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	want := series(t, a)
+	c := filepath.Join(root, "c")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &cancelWriter{marker: "train 12/16", cancel: cancel}
+	if err := runCtx(ctx, t, cfg, c, false, nil, w); err == nil {
+		t.Fatal("the cancelled run reported success")
+	}
+	if m := readMeta(t, c); m.Status != run.StatusCancelled {
+		t.Errorf("status after cancel %q", m.Status)
+	}
+	checkNoPlugin(t, bin)
+	var out bytes.Buffer
+	if err := runCtx(context.Background(), t, cfg, c, true, &out, io.Discard); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if !strings.Contains(out.String(), "resumed from") {
+		t.Errorf("the resumed run does not say where it resumed from:\n%s", out.String())
+	}
+	got := series(t, c)
+	if len(got) != len(want) {
+		t.Errorf("resumed run logged %d numbers, the uninterrupted one %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if g, ok := got[k]; !ok || math.Abs(g-v) > 1e-6*math.Max(1, math.Abs(v)) {
+			t.Errorf("resumed: %s = %v, want %v", k, g, v)
+		}
+	}
+	if m := readMeta(t, c); m.Status != run.StatusCompleted || m.Summary["final_val_top1"] != want["eval/16/val_top1"] {
+		t.Errorf("after the resume: status %q, summary %v", m.Status, m.Summary)
 	}
 	checkNoPlugin(t, bin)
 }

@@ -1349,7 +1349,8 @@ func (x *Metrics) GetValues() map[string]float64 {
 
 type TokenizerDescribeRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// height, width, channels are the images the host will encode.
+	// height, width, channels are the images the host will encode (all 0:
+	// the host asks only for vocab_size).
 	Height        int32 `protobuf:"varint,1,opt,name=height,proto3" json:"height,omitempty"`
 	Width         int32 `protobuf:"varint,2,opt,name=width,proto3" json:"width,omitempty"`
 	Channels      int32 `protobuf:"varint,3,opt,name=channels,proto3" json:"channels,omitempty"`
