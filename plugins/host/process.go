@@ -176,7 +176,8 @@ func (p *Process) Call(ctx context.Context, call string, step int64, fn func(ctx
 			return p.errorf(call, step, "%s", reason)
 		}
 		p.restarts++
-		p.log.note(fmt.Sprintf("%s at step %d: %s; restarting (%d of %d)", call, step, firstLine(reason), p.restarts, p.settings.Restarts))
+		short, _, _ := strings.Cut(firstLine(reason), ";")
+		p.log.note(fmt.Sprintf("%s at step %d: %s; restarting (%d of %d)", call, step, short, p.restarts, p.settings.Restarts))
 		if err := p.startLocked(); err != nil {
 			return err
 		}
