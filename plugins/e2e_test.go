@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,7 @@ import (
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/core/run/runtest"
 	"github.com/peco-dev/peco/plugins/host"
+	"github.com/peco-dev/peco/registry"
 )
 
 // pythonReady reports whether Debian's Python has the numpy plugin's
@@ -34,7 +36,7 @@ func pythonReady() error {
 // setup builds the Go example plugins (and the host's fault-test plugin)
 // into a temporary plugin directory, pins them and the Python example in a
 // lock file, and points the host at both.
-func setup(t *testing.T) (dir string) {
+func setup(t testing.TB) (dir string) {
 	t.Helper()
 	dir = t.TempDir()
 	var lock strings.Builder
@@ -351,4 +353,43 @@ func TestTokenizerPluginTarget(t *testing.T) {
 		}
 		assertNoPlugins(t)
 	})
+}
+
+// BenchmarkFocalPluginCall times one call of the focal loss plugin on the
+// logits of the mim-tiny4-4l-b32 bench workload (32 images x 26 masked
+// patches, 1024 tokens): the transfer both ways and the plugin's float64
+// loss and gradient, without the model.
+//
+//	go test ./plugins/ -run '^$' -bench FocalPluginCall
+func BenchmarkFocalPluginCall(b *testing.B) {
+	setup(b)
+	cfg, err := registry.DecodeComponent(core.Losses.Kind(), "plugin:focal", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	built, err := core.Losses.Build("plugin:focal", cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	l := built.(*host.Loss)
+	if err := l.StartProcess(&core.Env{Dir: b.TempDir()}); err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	const n, k = 32 * 26, 1024
+	r := rand.New(rand.NewPCG(1, 2))
+	logits, labels := make([]float32, n*k), make([]int32, n)
+	for i := range logits {
+		logits[i] = float32(r.NormFloat64())
+	}
+	for i := range labels {
+		labels[i] = int32(r.IntN(k))
+	}
+	in := map[string]*tensors.Tensor{"logits": tensors.FromFlatDataAndDimensions(logits, n, k), "labels": tensors.FromFlatDataAndDimensions(labels, n)}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := l.Evaluate(context.Background(), int64(i), in, []string{"logits"}, true); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
