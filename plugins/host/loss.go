@@ -56,7 +56,7 @@ func (l *Loss) Weight() float64 { return l.weight }
 // Compute implements core.Loss: a plugin loss is not a graph; tasks that
 // take core.ExternalLoss call Evaluate.
 func (l *Loss) Compute(*model.Scope, map[string]*graph.Node) (*graph.Node, error) {
-	return nil, fmt.Errorf("loss plugin %q runs outside the graph (core.ExternalLoss); this task computes its losses in the graph only — masked image modeling and classification take loss plugins", l.name)
+	return nil, fmt.Errorf("loss plugin %q runs outside the graph (core.ExternalLoss); this task computes its losses in the graph only (the mim task's loss takes plugins)", l.name)
 }
 
 // StartProcess implements core.Process.
