@@ -21,7 +21,8 @@ func TestComponentsLinkNoBackend(t *testing.T) {
 	for _, pkg := range []string{
 		"core", "core/run", "core/ckpt", "registry", "data", "optim", "losses", "targets", "tokenizers",
 		"backbones/vit", "backbones/conv", "backbones/mobilenet",
-		"tasks/tokenizer", "tasks/mim", "tasks/classify", "tasks/probe", "builtin", "bench",
+		"tasks/tokenizer", "tasks/mim", "tasks/classify", "tasks/probe", "tasks/plugintask", "tasks/split",
+		"plugins/host", "plugins/sdk", "builtin", "bench",
 	} {
 		out, err := exec.Command(goBin, "list", "-deps", mod+pkg).CombinedOutput()
 		if err != nil {
@@ -31,6 +32,15 @@ func TestComponentsLinkNoBackend(t *testing.T) {
 			for _, b := range backends {
 				if dep == b || strings.HasPrefix(dep, b+"/") {
 					t.Errorf("%s links the backend package %s", pkg, dep)
+				}
+			}
+		}
+		if pkg == "plugins/sdk" {
+			// What plugin authors import stays small: no GoMLX, no peco
+			// beyond the protocol.
+			for _, dep := range strings.Fields(string(out)) {
+				if strings.HasPrefix(dep, "github.com/gomlx/") || strings.HasPrefix(dep, mod) && dep != mod+"plugins/sdk" && dep != mod+"plugins/proto/peco/plugin/v1" {
+					t.Errorf("plugins/sdk links %s", dep)
 				}
 			}
 		}

@@ -258,7 +258,7 @@ func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node 
 	case n.Frozen:
 		feat = standardize(feat)
 	case n.Pool == "mean":
-		feat = layerNorm(hs.In("fc_norm"), feat)
+		feat = LayerNorm(hs.In("fc_norm"), feat)
 	}
 	g := images.Graph()
 	d := feat.Shape().Dimensions[1]
@@ -267,8 +267,9 @@ func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node 
 	return Add(MatMul(feat, w), ExpandLeftToRank(b, 2))
 }
 
-// layerNorm normalises the last axis with a learned scale and offset.
-func layerNorm(scope *model.Scope, x *Node) *Node {
+// LayerNorm normalises the last axis of x with a learned scale and offset
+// (variables "scale" and "offset" under scope), eps 1e-6: the heads' fc_norm.
+func LayerNorm(scope *model.Scope, x *Node) *Node {
 	g := x.Graph()
 	d := x.Shape().Dimensions[x.Rank()-1]
 	gamma := scope.WithInitializer(initializer.One).VariableWithShape("scale", shapes.Make(x.DType(), d)).NodeValue(g)

@@ -101,7 +101,7 @@ func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node 
 		exceptions.Panicf("plugintask: the backbone gave %d patch tokens, its patch grid is %dx%d", t, gh, gw)
 	}
 	hs := scope.In("head")
-	x = layerNorm(hs.In("fc_norm"), Reshape(x, b*t, d))
+	x = classify.LayerNorm(hs.In("fc_norm"), Reshape(x, b*t, d))
 	g := images.Graph()
 	w := hs.WithInitializer(initializer.RandomNormalFn(hs, 0.02)).VariableWithShape("weight", shapes.Make(dtypes.Float32, d, k)).NodeValue(g)
 	bias := hs.WithInitializer(initializer.Zero).VariableWithShape("bias", shapes.Make(dtypes.Float32, k)).NodeValue(g)
@@ -131,18 +131,6 @@ func (n *Network) Loss(logits, labels *Node) *Node {
 	}
 	per := Neg(ReduceSum(Mul(OneHot(labels, k, logits.DType()), LogSoftmax(logits, -1)), -1))
 	return ReduceAllMean(per)
-}
-
-// layerNorm normalises the last axis with a learned scale and offset.
-func layerNorm(scope *model.Scope, x *Node) *Node {
-	g := x.Graph()
-	d := x.Shape().Dimensions[x.Rank()-1]
-	gamma := scope.WithInitializer(initializer.One).VariableWithShape("scale", shapes.Make(x.DType(), d)).NodeValue(g)
-	beta := scope.WithInitializer(initializer.Zero).VariableWithShape("offset", shapes.Make(x.DType(), d)).NodeValue(g)
-	mean := ReduceAndKeep(x, ReduceMean, -1)
-	xc := Sub(x, mean)
-	variance := ReduceAndKeep(Square(xc), ReduceMean, -1)
-	return Add(Mul(Div(xc, Sqrt(AddScalar(variance, 1e-6))), ExpandLeftToRank(gamma, x.Rank())), ExpandLeftToRank(beta, x.Rank()))
 }
 
 // batch is a batch of samples of a split: n images (HWC float32, laid out

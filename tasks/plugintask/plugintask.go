@@ -37,7 +37,6 @@ import (
 
 	"github.com/gomlx/gomlx/ml/model"
 
-	_ "github.com/peco-dev/peco/backbones/vit" // the default backbone
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/core/run"
