@@ -85,6 +85,19 @@ func DecodeComponent(kind Kind, name string, params map[string]any) (any, error)
 	return cfg, errors.Join(d.errs...)
 }
 
+// DecodeParams decodes a component's parameters (without `type:`) into
+// cfg, a pointer to its config struct (e.g. from an Entry's NewConfig),
+// as strictly as a config file; component names it in messages.
+func DecodeParams(cfg any, params map[string]any, component string) error {
+	v := reflect.ValueOf(cfg)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("registry.DecodeParams: want a pointer to a struct, got %T", cfg)
+	}
+	d := decoder{tree: &Tree{origins: map[string]string{}}}
+	d.decodeStruct(params, v.Elem(), "", component)
+	return errors.Join(d.errs...)
+}
+
 type decoder struct {
 	tree *Tree
 	errs []error

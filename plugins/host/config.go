@@ -63,6 +63,9 @@ type Params struct {
 
 	bin    *Binary
 	values map[string]any
+	// dial serves the plugin in this process (InProcess) instead of
+	// starting bin.
+	dial func() (*sdk.Clients, func(), error)
 }
 
 // newParams starts the config of a plugin component on bin.
@@ -117,6 +120,13 @@ func (p *Params) PluginUse() core.PluginUse {
 
 // NewProcess prepares the plugin's process with this config.
 func (p *Params) NewProcess() (*Process, error) {
+	if p.dial != nil {
+		proc, err := NewProcess(*p.bin, p.Plugin, p.DynamicValues())
+		if proc != nil {
+			proc.dial = p.dial
+		}
+		return proc, err
+	}
 	if p.Plugin.SHA256 != "" && !strings.EqualFold(p.Plugin.SHA256, p.bin.SHA256) || p.Plugin.Path != "" && p.Plugin.Path != p.bin.Path {
 		// The config changed path or pin after the lookup verified them:
 		// verify again.

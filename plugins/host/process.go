@@ -55,6 +55,10 @@ type Process struct {
 	mu       sync.Mutex
 	client   *plugin.Client
 	clients  *sdk.Clients
+	// dial connects to a plugin served in this process (InProcess) instead
+	// of starting an executable; hangup closes that connection.
+	dial   func() (*sdk.Clients, func(), error)
+	hangup func()
 	log      *logSink
 	restarts int
 	// state is the plugin's state as last saved or loaded, replayed into a
@@ -87,14 +91,23 @@ func (p *Process) Start(seed int64, logPath string) error {
 }
 
 func (p *Process) startLocked() error {
-	client, clients, err := launch(p.bin, p.settings, p.log)
-	if err != nil {
-		return err
+	if p.dial != nil {
+		clients, hangup, err := p.dial()
+		if err != nil {
+			return p.errorf("connecting", -1, "%v", err)
+		}
+		p.clients, p.hangup = clients, hangup
+	} else {
+		client, clients, err := launch(p.bin, p.settings, p.log)
+		if err != nil {
+			return err
+		}
+		p.client, p.clients = client, clients
 	}
-	p.client, p.clients = client, clients
+	clients := p.clients
 	ctx, cancel := context.WithTimeout(context.Background(), p.settings.Timeout)
 	defer cancel()
-	_, err = clients.Plugin.Configure(ctx, &pb.ConfigureRequest{ConfigJson: p.config, Seed: p.seed, ApiVersion: sdk.APIVersion})
+	_, err := clients.Plugin.Configure(ctx, &pb.ConfigureRequest{ConfigJson: p.config, Seed: p.seed, ApiVersion: sdk.APIVersion})
 	if err != nil {
 		p.killLocked()
 		return p.errorf("Configure", -1, "%s", p.reason(ctx, err))
@@ -120,7 +133,7 @@ func (p *Process) Close() error {
 func (p *Process) Exited() bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.client == nil || p.client.Exited()
+	return p.clients == nil || (p.client != nil && p.client.Exited())
 }
 
 // Pid returns the plugin process's id (0 when none runs).
@@ -139,8 +152,11 @@ func (p *Process) Pid() int {
 func (p *Process) killLocked() {
 	if p.client != nil {
 		p.client.Kill()
-		p.client, p.clients = nil, nil
 	}
+	if p.hangup != nil {
+		p.hangup()
+	}
+	p.client, p.clients, p.hangup = nil, nil, nil
 }
 
 // Call runs one call of the plugin with the deadline of its settings. A
@@ -151,7 +167,7 @@ func (p *Process) Call(ctx context.Context, call string, step int64, fn func(ctx
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for {
-		if p.client == nil {
+		if p.clients == nil {
 			return p.errorf(call, step, "the plugin is not running")
 		}
 		cctx, cancel := context.WithTimeout(ctx, p.settings.Timeout)
