@@ -10,9 +10,9 @@ import (
 	"google.golang.org/grpc/test/bufconn"
 
 	"github.com/peco-dev/peco/core"
-	"github.com/peco-dev/peco/registry"
 	pb "github.com/peco-dev/peco/plugins/proto/peco/plugin/v1"
 	"github.com/peco-dev/peco/plugins/sdk"
+	"github.com/peco-dev/peco/registry"
 )
 
 // InProcess builds the component of a plugin implementation served in this

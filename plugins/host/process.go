@@ -52,13 +52,13 @@ type Process struct {
 	config   string
 	seed     int64
 
-	mu       sync.Mutex
-	client   *plugin.Client
-	clients  *sdk.Clients
+	mu      sync.Mutex
+	client  *plugin.Client
+	clients *sdk.Clients
 	// dial connects to a plugin served in this process (InProcess) instead
 	// of starting an executable; hangup closes that connection.
-	dial   func() (*sdk.Clients, func(), error)
-	hangup func()
+	dial     func() (*sdk.Clients, func(), error)
+	hangup   func()
 	log      *logSink
 	restarts int
 	// state is the plugin's state as last saved or loaded, replayed into a
