@@ -57,6 +57,9 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, numClasses, t
 	if err != nil {
 		return nil, fmt.Errorf("loss: %w", err)
 	}
+	if _, external := loss.(core.ExternalLoss); external {
+		return nil, fmt.Errorf("loss: %s runs outside the graph (a plugin); classification computes its loss in the graph (the mim task's loss takes plugins)", cfg.Loss.Type)
+	}
 	opt, err := cfg.Optimizer.Build()
 	if err != nil {
 		return nil, fmt.Errorf("optimizer: %w", err)

@@ -122,6 +122,9 @@ func buildLosses(specs []registry.Spec[core.Loss]) ([]term, error) {
 		if err != nil {
 			return nil, fmt.Errorf("losses.%d: %w", i, err)
 		}
+		if _, external := l.(core.ExternalLoss); external {
+			return nil, fmt.Errorf("losses.%d: %s runs outside the graph (a plugin); the tokenizer task computes its losses in the graph (the mim task's loss takes plugins)", i, s.Type)
+		}
 		name := s.Type
 		if count[s.Type] > 1 {
 			name = fmt.Sprintf("%s_%d", s.Type, i)
