@@ -57,6 +57,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newBenchCmd(stdout, stderr), newBenchWorkerCmd(stdout))
 	root.AddCommand(newClassifyCmd(stdout))
 	root.AddCommand(newPluginsCmd(stdout))
+	root.AddCommand(newSweepCmd(stdout, stderr))
 	return root
 }
 
