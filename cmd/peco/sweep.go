@@ -86,4 +86,3 @@ It ends by writing results.md, results.csv and charts there (peco results DIR re
 	cmd.Flags().BoolVar(&dry, "dry-run", false, "print the expanded runs and their overrides; run nothing")
 	return cmd
 }
-
