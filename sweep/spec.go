@@ -24,6 +24,10 @@ type Spec struct {
 	Grid     []Axis    `mapstructure:"grid" doc:"axes crossed with every variant: a stage's key and its values"`
 	Seeds    []int64   `mapstructure:"seeds" doc:"seeds; each run's config gets seed: N"`
 	Metrics  []Metric  `mapstructure:"metrics" doc:"the table's columns (none: every final_ metric of every stage)"`
+	// Scales are named budgets, each overrides per stage applied after the
+	// stages' own; Scale picks one ("" for the stages as written).
+	Scales map[string]map[string][]string `mapstructure:"scales" doc:"named budgets: scale -> stage -> overrides, e.g. paper: {tokenizer: [...]} for 224px, ViT-B/16, 8192 codes on a GPU"`
+	Scale  string                         `mapstructure:"scale" doc:"the budget to run: a key of scales (\"\": the stages as written, the CPU budget)"`
 }
 
 // Stage is one step of the pipeline.
@@ -41,6 +45,10 @@ type Variant struct {
 	Name string              `mapstructure:"name" doc:"the variant's name (a row of the table)"`
 	Doc  string              `mapstructure:"doc" doc:"what it is"`
 	Set  map[string][]string `mapstructure:"set" doc:"stage name -> overrides (key=value, as --set) of that stage"`
+	// Config replaces a stage's config file for this variant.
+	Config map[string]string `mapstructure:"config" doc:"stage name -> another config file for that stage (e.g. a dVAE tokenizer)"`
+	// From adds from wiring to a stage for this variant.
+	From map[string]map[string]string `mapstructure:"from" doc:"stage name -> {config key: earlier stage}, added to the stage's from"`
 }
 
 // Axis is a grid axis.
@@ -83,9 +91,18 @@ func (s *Spec) Validate() error {
 			errs = append(errs, fmt.Errorf("variants.%d: a unique name without '/', ' ', ',' or '=' is needed, got %q", i, v.Name))
 		}
 		seen[v.Name] = true
-		for st := range v.Set {
-			if _, ok := stages[st]; !ok {
-				errs = append(errs, fmt.Errorf("variants.%d (%s): set names stage %q; stages: %s", i, v.Name, st, strings.Join(s.stageNames(), ", ")))
+		for what, names := range map[string][]string{"set": keysOf(v.Set), "config": keysOf(v.Config), "from": keysOf(v.From)} {
+			for _, st := range names {
+				if _, ok := stages[st]; !ok {
+					errs = append(errs, fmt.Errorf("variants.%d (%s): %s names stage %q; stages: %s", i, v.Name, what, st, strings.Join(s.stageNames(), ", ")))
+				}
+			}
+		}
+		for st, from := range v.From {
+			for key, up := range from {
+				if j, ok := stages[up]; !ok || j >= stages[st] {
+					errs = append(errs, fmt.Errorf("variants.%d (%s): from.%s.%s names %q, which is not a stage before %s", i, v.Name, st, key, up, st))
+				}
 			}
 		}
 	}
@@ -95,6 +112,20 @@ func (s *Spec) Validate() error {
 		}
 		if a.Key == "" || len(a.Values) == 0 {
 			errs = append(errs, fmt.Errorf("grid.%d: key and values are needed", i))
+		}
+	}
+	if _, ok := s.Scales[s.Scale]; s.Scale != "" && !ok {
+		var names []string
+		for n := range s.Scales {
+			names = append(names, n)
+		}
+		errs = append(errs, fmt.Errorf("scale %q is not one of scales (%s)", s.Scale, strings.Join(names, ", ")))
+	}
+	for name, sets := range s.Scales {
+		for st := range sets {
+			if _, ok := stages[st]; !ok {
+				errs = append(errs, fmt.Errorf("scales.%s names stage %q; stages: %s", name, st, strings.Join(s.stageNames(), ", ")))
+			}
 		}
 	}
 	for i, m := range s.Metrics {
@@ -133,8 +164,19 @@ func Load(path string, overrides []string) (*Spec, error) {
 	if s.Name == "" {
 		s.Name = strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	}
+	if s.Scale != "" {
+		s.Name += "-" + s.Scale // its own folder and table
+	}
 	if len(s.Variants) == 0 {
 		s.Variants = []Variant{{Name: "base"}}
 	}
 	return s, nil
+}
+
+func keysOf[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
 }

@@ -27,6 +27,10 @@ type Case struct {
 	Name string
 	// Sets are the overrides per stage.
 	Sets map[string][]string
+	// Config and From are the variant's config files and from wiring per
+	// stage.
+	Config map[string]string
+	From   map[string]map[string]string
 }
 
 // Run is one run of the expanded sweep.
@@ -82,24 +86,38 @@ func Expand(spec *Spec, specDir, out string) (*Plan, error) {
 			ids := map[string]string{} // stage -> run id of this case and seed
 			for _, st := range spec.Stages {
 				cfg := st.Config
+				if c.Config[st.Name] != "" {
+					cfg = c.Config[st.Name]
+				}
 				if !filepath.IsAbs(cfg) {
 					if _, err := os.Stat(filepath.Join(specDir, cfg)); err == nil {
 						cfg = filepath.Join(specDir, cfg)
 					}
 				}
 				sets := append([]string{fmt.Sprintf("seed=%d", seed)}, st.Set...)
-				sets = append(sets, c.Sets[st.Name]...)
+				sets = append(sets, spec.Scales[spec.Scale][st.Name]...)
+				from := map[string]string{}
+				for k, v := range st.From {
+					from[k] = v
+				}
+				for k, v := range c.From[st.Name] {
+					from[k] = v
+				}
 				var needs []string
-				keys := make([]string, 0, len(st.From))
-				for k := range st.From {
+				keys := make([]string, 0, len(from))
+				for k := range from {
 					keys = append(keys, k)
 				}
 				sort.Strings(keys)
 				for _, key := range keys {
-					up := ids[st.From[key]]
+					up := ids[from[key]]
 					needs = append(needs, up)
 					sets = append(sets, fmt.Sprintf("%s=%s", key, filepath.Join(out, byID[up].Dir())))
 				}
+				// The variant's overrides come last: they may replace a
+				// component the from wiring set a key of (pixel targets
+				// instead of tokens, say).
+				sets = append(sets, c.Sets[st.Name]...)
 				_, resolved, err := run.LoadExperiment(cfg, sets)
 				if err != nil {
 					return nil, fmt.Errorf("stage %s of %s (seed %d): %w", st.Name, c.Name, seed, err)
@@ -130,7 +148,7 @@ func Expand(spec *Spec, specDir, out string) (*Plan, error) {
 func cases(spec *Spec) []Case {
 	var out []Case
 	for _, v := range spec.Variants {
-		out = append(out, Case{Name: v.Name, Sets: v.Set})
+		out = append(out, Case{Name: v.Name, Sets: v.Set, Config: v.Config, From: v.From})
 	}
 	for _, a := range spec.Grid {
 		label := a.Label
@@ -145,7 +163,7 @@ func cases(spec *Spec) []Case {
 					sets[k] = append([]string(nil), v...)
 				}
 				sets[a.Stage] = append(sets[a.Stage], fmt.Sprintf("%s=%s", a.Key, yamlValue(val)))
-				next = append(next, Case{Name: fmt.Sprintf("%s,%s=%v", c.Name, label, val), Sets: sets})
+				next = append(next, Case{Name: fmt.Sprintf("%s,%s=%v", c.Name, label, val), Sets: sets, Config: c.Config, From: c.From})
 			}
 		}
 		out = next
