@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -463,5 +464,51 @@ func (p *Plan) WriteResults() error {
 	if err != nil {
 		return err
 	}
+	if err := WriteTableSpec(p.Out, TableSpec{Sweep: p.Spec.Name, Metrics: p.Spec.Metrics, Variants: p.CaseNames()}); err != nil {
+		return err
+	}
 	return WriteResults(p.Out, t, mine)
+}
+
+// TableSpecFile keeps, in a sweep folder, how its table is built, so that
+// `peco results` rebuilds the same table from the summaries alone.
+const TableSpecFile = "table.json"
+
+// TableSpec is the content of table.json.
+type TableSpec struct {
+	Sweep    string   `json:"sweep"`
+	Metrics  []Metric `json:"metrics"`
+	Variants []string `json:"variants"`
+}
+
+// WriteTableSpec writes dir/table.json.
+func WriteTableSpec(dir string, ts TableSpec) error {
+	b, err := json.MarshalIndent(ts, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeResultFile(filepath.Join(dir, TableSpecFile), append(b, '\n'))
+}
+
+// ReadTableSpecs reads the table.json of each folder that has one, by
+// sweep name (the first folder's wins).
+func ReadTableSpecs(dirs ...string) (map[string]TableSpec, error) {
+	out := map[string]TableSpec{}
+	for _, d := range dirs {
+		b, err := os.ReadFile(filepath.Join(d, TableSpecFile))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var ts TableSpec
+		if err := json.Unmarshal(b, &ts); err != nil {
+			return nil, fmt.Errorf("%s: %w", filepath.Join(d, TableSpecFile), err)
+		}
+		if _, seen := out[ts.Sweep]; !seen {
+			out[ts.Sweep] = ts
+		}
+	}
+	return out, nil
 }

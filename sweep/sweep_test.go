@@ -160,6 +160,10 @@ func TestExecute(t *testing.T) {
 	if !strings.Contains(string(md), "| b,ep=3 | **60.00 ± 7.07 (2)**") || !strings.Contains(string(md), "| a,ep=2 | 55.00 ± 7.07 (2)") {
 		t.Errorf("results.md lacks b's 60 ± 7.07 and a's 55 ± 7.07:\n%s", md)
 	}
+	specs, err := sweep.ReadTableSpecs(out)
+	if ts := specs["test-sweep"]; err != nil || len(ts.Metrics) != 2 || ts.Metrics[0].Key != "final_top1" || len(ts.Variants) != 4 {
+		t.Errorf("table.json: %+v, %v", specs, err)
+	}
 	for _, r := range plan.Runs {
 		if _, err := os.Stat(filepath.Join(out, r.Dir(), sweep.SummaryFile)); err != nil {
 			t.Errorf("%s: %v", r.ID, err)

@@ -58,6 +58,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newClassifyCmd(stdout))
 	root.AddCommand(newPluginsCmd(stdout))
 	root.AddCommand(newSweepCmd(stdout, stderr))
+	root.AddCommand(newResultsCmd(stdout))
 	return root
 }
 

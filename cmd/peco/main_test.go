@@ -120,6 +120,9 @@ func TestShippedConfigsDecode(t *testing.T) {
 			return err
 		}
 		n++
+		if filepath.Base(filepath.Dir(p)) == "ablations" {
+			return nil // sweeps: TestShippedSweepsExpand
+		}
 		if _, _, err := runCLI(t, "config", "print", p); err != nil {
 			t.Errorf("%s: %v", p, err)
 		}
@@ -130,5 +133,27 @@ func TestShippedConfigsDecode(t *testing.T) {
 	}
 	if n < 5 {
 		t.Errorf("found only %d configs", n)
+	}
+}
+
+// TestShippedSweepsExpand expands every shipped sweep (and its paper scale) without running it: every stage config of every variant
+// must decode.
+func TestShippedSweepsExpand(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("..", "..", "configs", "ablations", "*.yaml"))
+	if err != nil || len(files) < 5 {
+		t.Fatalf("sweeps: %v, %v", files, err)
+	}
+	t.Chdir(filepath.Join("..", "..")) // stage configs and data paths are relative to the repository
+	for _, f := range files {
+		p := filepath.Join("configs", "ablations", filepath.Base(f))
+		out, _, err := runCLI(t, "sweep", p, "--dry-run", "--out", t.TempDir())
+		if err != nil || !strings.Contains(out, "runs (stages shared by cases run once)") {
+			t.Errorf("%s: %v\n%s", p, err, out)
+		}
+		if filepath.Base(p) != "targets.yaml" { // the one sweep without a paper scale
+			if _, _, err := runCLI(t, "sweep", p, "--dry-run", "--set", "scale=paper", "--out", t.TempDir()); err != nil {
+				t.Errorf("%s --set scale=paper: %v", p, err)
+			}
+		}
 	}
 }
