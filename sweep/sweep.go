@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gofrs/flock"
+	"go.yaml.in/yaml/v4"
 
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/run"
@@ -196,10 +197,17 @@ func (p *Plan) CaseNames() []string {
 }
 
 // DryRun writes the expanded runs: for each, its id, stage, seed, the cases
-// that use it, what it needs and its overrides.
+// that use it, what it needs, its overrides and where its resolved config
+// differs from the stage's first run.
 func (p *Plan) DryRun(w io.Writer) {
 	fmt.Fprintf(w, "sweep %s: %d cases x %d seeds, %d runs (stages shared by cases run once) in %s\n",
 		p.Spec.Name, len(p.Cases), len(p.Spec.Seeds), len(p.Runs), p.Out)
+	firstOfStage := map[string]*Run{}
+	for _, r := range p.Runs {
+		if firstOfStage[r.Stage] == nil {
+			firstOfStage[r.Stage] = r
+		}
+	}
 	for _, r := range p.Runs {
 		status := "to run"
 		if m, err := readMeta(filepath.Join(p.Out, r.Dir())); err == nil {
@@ -212,7 +220,74 @@ func (p *Plan) DryRun(w io.Writer) {
 		for _, s := range r.Sets {
 			fmt.Fprintf(w, "  --set %s\n", strings.ReplaceAll(s, p.Out, placeholder))
 		}
+		if first := firstOfStage[r.Stage]; first != r {
+			diff := resolvedDiff(first.Resolved, r.Resolved, p.Out)
+			if len(diff) == 0 {
+				diff = []string{"(none: another seed or upstream run)"}
+			}
+			fmt.Fprintf(w, "  resolved config differs from %s in:\n    %s\n", first.ID, strings.Join(diff, "\n    "))
+		}
 	}
+}
+
+// resolvedDiff lists the keys whose values differ between two resolved
+// configs, as "key: a -> b" (the seed and from paths included).
+func resolvedDiff(a, b []byte, out string) []string {
+	fa, fb := flatten(a, out), flatten(b, out)
+	keys := map[string]bool{}
+	for k := range fa {
+		keys[k] = true
+	}
+	for k := range fb {
+		keys[k] = true
+	}
+	var diff []string
+	for k := range keys {
+		if fa[k] != fb[k] {
+			diff = append(diff, fmt.Sprintf("%s: %s -> %s", k, orNone(fa[k]), orNone(fb[k])))
+		}
+	}
+	sort.Strings(diff)
+	return diff
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(unset)"
+	}
+	return s
+}
+
+// flatten maps a YAML document to dotted keys and their values as text.
+func flatten(doc []byte, out string) map[string]string {
+	var v any
+	if err := yaml.Unmarshal(doc, &v); err != nil {
+		return map[string]string{"(unreadable)": err.Error()}
+	}
+	flat := map[string]string{}
+	var walk func(prefix string, v any)
+	walk = func(prefix string, v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, e := range x {
+				walk(strings.TrimPrefix(prefix+"."+k, "."), e)
+			}
+		case []any:
+			if len(x) > 0 {
+				if _, isMap := x[0].(map[string]any); isMap {
+					for i, e := range x {
+						walk(fmt.Sprintf("%s.%d", prefix, i), e)
+					}
+					return
+				}
+			}
+			flat[prefix] = strings.ReplaceAll(fmt.Sprint(x), out, placeholder)
+		default:
+			flat[prefix] = strings.ReplaceAll(fmt.Sprint(x), out, placeholder)
+		}
+	}
+	walk("", v)
+	return flat
 }
 
 // RunFunc runs one config with overrides in run directory out, resuming it

@@ -91,7 +91,8 @@ func TestExpand(t *testing.T) {
 	}
 	var dry strings.Builder
 	plan.DryRun(&dry)
-	if !strings.Contains(dry.String(), "4 cases x 2 seeds, 14 runs") || !strings.Contains(dry.String(), "--set task.from=$SWEEP/pre/pre-s0-") {
+	if !strings.Contains(dry.String(), "4 cases x 2 seeds, 14 runs") || !strings.Contains(dry.String(), "--set task.from=$SWEEP/pre/pre-s0-") ||
+		!strings.Contains(dry.String(), "task.optimizer.lr: 0.002 -> 0.001") || !strings.Contains(dry.String(), "seed: 0 -> 1") {
 		t.Errorf("dry run:\n%s", dry.String())
 	}
 }
