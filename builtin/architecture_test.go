@@ -22,7 +22,7 @@ func TestComponentsLinkNoBackend(t *testing.T) {
 		"core", "core/run", "core/ckpt", "registry", "data", "optim", "losses", "targets", "tokenizers",
 		"backbones/vit", "backbones/conv", "backbones/mobilenet",
 		"tasks/tokenizer", "tasks/mim", "tasks/classify", "tasks/probe", "tasks/plugintask", "tasks/split",
-		"plugins/host", "plugins/sdk", "builtin", "bench",
+		"plugins/host", "plugins/sdk", "sweep", "builtin", "bench",
 	} {
 		out, err := exec.Command(goBin, "list", "-deps", mod+pkg).CombinedOutput()
 		if err != nil {
