@@ -15,6 +15,7 @@ import (
 	_ "github.com/peco-dev/peco/tasks/mim"        // task: mim
 	_ "github.com/peco-dev/peco/tasks/plugintask" // task plugins: type: plugin:<name>
 	_ "github.com/peco-dev/peco/tasks/probe"      // task: codebook_probe
+	_ "github.com/peco-dev/peco/tasks/segment"    // task: segmentation
 	_ "github.com/peco-dev/peco/tasks/tokenizer"  // task: tokenizer
 	_ "github.com/peco-dev/peco/tokenizers"       // tokenizer: vqvae, dvae
 )

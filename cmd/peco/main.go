@@ -59,6 +59,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newPluginsCmd(stdout))
 	root.AddCommand(newSweepCmd(stdout, stderr))
 	root.AddCommand(newResultsCmd(stdout))
+	root.AddCommand(newEvalCmd(stdout))
 	return root
 }
 
