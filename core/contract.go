@@ -197,3 +197,13 @@ func StartProcesses(env *Env, components ...any) (stop func(), err error) {
 	}
 	return stop, nil
 }
+
+// PositionAdapter is implemented by backbones whose position parameters
+// depend on the input size (a ViT's pos_embed and relative position bias):
+// a task loading weights trained at another resolution asks it to resize
+// them to its own.
+type PositionAdapter interface {
+	// AdaptPosition returns variable name's value t resized to this
+	// backbone's geometry, ok false when it needs no change.
+	AdaptPosition(name string, t *tensors.Tensor) (out *tensors.Tensor, ok bool, err error)
+}

@@ -421,3 +421,31 @@ func FlipMapH(m []uint8, h, w int) []uint8 {
 	flipHInto(m, h, w, 1, out)
 	return out
 }
+
+// ResizeGrid resizes a [h, w, c] float grid (logits, position embeddings)
+// bilinearly to [oh, ow, c] with half-pixel centres (PyTorch's
+// align_corners=False).
+func ResizeGrid(src []float32, h, w, c, oh, ow int) []float32 {
+	if h == oh && w == ow {
+		return src
+	}
+	out := make([]float32, oh*ow*c)
+	coord := func(o, n, on int) (int, int, float32) {
+		f := max((float32(o)+0.5)*float32(n)/float32(on)-0.5, 0)
+		i0 := min(int(f), n-1)
+		return i0, min(i0+1, n-1), f - float32(i0)
+	}
+	for y := range oh {
+		y0, y1, fy := coord(y, h, oh)
+		for x := range ow {
+			x0, x1, fx := coord(x, w, ow)
+			d := out[(y*ow+x)*c : (y*ow+x+1)*c]
+			a, b := src[(y0*w+x0)*c:], src[(y0*w+x1)*c:]
+			e, f := src[(y1*w+x0)*c:], src[(y1*w+x1)*c:]
+			for j := range c {
+				d[j] = (a[j]*(1-fx)+b[j]*fx)*(1-fy) + (e[j]*(1-fx)+f[j]*fx)*fy
+			}
+		}
+	}
+	return out
+}

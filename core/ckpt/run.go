@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
@@ -248,4 +249,41 @@ func FreezeScope(store *model.Store, scope string) int {
 		}
 	}
 	return n
+}
+
+// LoadAdapted is Load (not frozen) for a backbone that may differ in input
+// size from the one the run trained: variables the adapter resizes (a ViT's
+// position embedding and relative position bias, core.PositionAdapter) go
+// in resized; it returns the paths it resized.
+func (r *Run) LoadAdapted(store *model.Store, from, to string, adapter core.PositionAdapter) ([]string, error) {
+	ck, err := r.Weights()
+	if err != nil {
+		return nil, err
+	}
+	if !ck.HasScope(from) {
+		return nil, fmt.Errorf("run %s (task %q): checkpoint %s holds no variables under %s", r.Ref, r.TaskType(), r.Checkpoint, from)
+	}
+	if adapter == nil {
+		return nil, ck.RestoreInto(store, from, to)
+	}
+	adapted := *ck
+	adapted.Variables = make(map[string]*tensors.Tensor, len(ck.Variables))
+	var resized []string
+	src := strings.TrimSuffix(from, "/") + "/"
+	for p, t := range ck.Variables {
+		adapted.Variables[p] = t
+		if !strings.HasPrefix(p, src) {
+			continue
+		}
+		nt, ok, err := adapter.AdaptPosition(p, t)
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", r.Checkpoint, err)
+		}
+		if ok {
+			adapted.Variables[p] = nt
+			resized = append(resized, fmt.Sprintf("%s %v -> %v", p, t.Shape().Dimensions, nt.Shape().Dimensions))
+		}
+	}
+	sort.Strings(resized)
+	return resized, adapted.RestoreInto(store, from, to)
 }

@@ -82,7 +82,8 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, numClasses, t
 		if s.From, err = ckpt.OpenRun(cfg.From); err != nil {
 			return nil, fmt.Errorf("from: %w", err)
 		}
-		if err := s.From.Load(s.Store, ckpt.BackboneScope, ckpt.BackboneScope, false); err != nil {
+		adapter, _ := backbone.(core.PositionAdapter)
+		if _, err := s.From.LoadAdapted(s.Store, ckpt.BackboneScope, ckpt.BackboneScope, adapter); err != nil {
 			return nil, fmt.Errorf("from: %w", err)
 		}
 	}

@@ -165,32 +165,7 @@ func (st *step) windows(wins [][]float32, bs int) ([][]float32, error) {
 // resizeLogits resizes [h, w, k] logits bilinearly to [oh, ow, k] with
 // half-pixel centres (align_corners=False, as mmseg's resize).
 func resizeLogits(src []float32, h, w, k, oh, ow int) []float32 {
-	if h == oh && w == ow {
-		return src
-	}
-	out := make([]float32, oh*ow*k)
-	coord := func(o, n, on int) (int, int, float32) {
-		f := (float32(o)+0.5)*float32(n)/float32(on) - 0.5
-		f = max(f, 0)
-		i0 := min(int(f), n-1)
-		i1 := min(i0+1, n-1)
-		return i0, i1, f - float32(i0)
-	}
-	for y := range oh {
-		y0, y1, fy := coord(y, h, oh)
-		for x := range ow {
-			x0, x1, fx := coord(x, w, ow)
-			d := out[(y*ow+x)*k : (y*ow+x+1)*k]
-			a, b := src[(y0*w+x0)*k:], src[(y0*w+x1)*k:]
-			c, e := src[(y1*w+x0)*k:], src[(y1*w+x1)*k:]
-			for j := range k {
-				top := a[j]*(1-fx) + b[j]*fx
-				bot := c[j]*(1-fx) + e[j]*fx
-				d[j] = top*(1-fy) + bot*fy
-			}
-		}
-	}
-	return out
+	return data.ResizeGrid(src, h, w, k, oh, ow)
 }
 
 // argmax picks each pixel's class from [P, k] logits.

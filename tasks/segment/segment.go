@@ -177,6 +177,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		cfg.NumClasses, train.Len(), val.Len(), size, size, st.gh, st.gw, st.net.Layers, steps, cfg.Epochs, cfg.Eval.Mode)
 	if st.from != nil {
 		env.Printf("backbone initialised from %s\n", st.from.Checkpoint)
+		for _, r := range st.resized {
+			env.Printf("  resized to this image size: %s\n", r)
+		}
 	}
 	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: st.store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
 	state, err := loop.Restore()
@@ -244,6 +247,7 @@ type step struct {
 	opt            optim.Optimizer
 	train, predict *model.Exec
 	from           *ckpt.Run
+	resized        []string // position parameters resized from the from run
 	size, channels int
 	gh, gw         int
 	totalSteps     int
@@ -288,7 +292,8 @@ func newStep(env *core.Env, cfg Config) (*step, error) {
 		if s.from, err = ckpt.OpenRun(cfg.From); err != nil {
 			return nil, fmt.Errorf("from: %w", err)
 		}
-		if err := s.from.Load(s.store, ckpt.BackboneScope, ckpt.BackboneScope, false); err != nil {
+		adapter, _ := built.(core.PositionAdapter)
+		if s.resized, err = s.from.LoadAdapted(s.store, ckpt.BackboneScope, ckpt.BackboneScope, adapter); err != nil {
 			return nil, fmt.Errorf("from: %w", err)
 		}
 	}

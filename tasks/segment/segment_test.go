@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
@@ -170,5 +171,31 @@ func TestEndToEnd(t *testing.T) {
 				t.Errorf("overlay: %v, %v", err, im)
 			}
 		})
+	}
+}
+
+// TestFromOtherResolution initialises a 48-pixel model from a 32-pixel
+// run: the position embedding and relative position bias are resized.
+func TestFromOtherResolution(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "ade")
+	writeADE(t, root, 8)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "seg.yaml")
+	if err := os.WriteFile(p, []byte(fmt.Sprintf(tinyConfig, root, root, "whole")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	first := filepath.Join(dir, "first")
+	if _, err := runtest.Run(context.Background(), t, p, []string{"task.epochs=1", "task.backbone.rel_pos_bias=shared"}, run.RunOptions{Out: first, Stdout: io.Discard, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	var log bytes.Buffer
+	sets := []string{"task.epochs=1", "task.backbone.rel_pos_bias=shared", "task.data.size=48", "task.backbone.image_size=48", "task.from=" + first}
+	if _, err := runtest.Run(context.Background(), t, p, sets, run.RunOptions{Out: filepath.Join(dir, "second"), Stdout: &log, Stderr: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"resized to this image size: /backbone/pos_embed [1 17 32] -> [1 37 32]", "/backbone/rel_pos_bias/rel_pos_bias_table [52 2] -> [124 2]"} {
+		if !strings.Contains(log.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, log.String())
+		}
 	}
 }
