@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/peco-dev/peco/core/ckpt"
 )
 
 // SummaryFile is the name of the small file each sweep run leaves in its run directory; it is enough to rebuild the sweep's table without checkpoints.
@@ -769,33 +771,9 @@ func TrainCurve(sums []RunSummary, stage string) string {
 	return ""
 }
 
-// writeResultFile writes data to path through a temporary file in the same
-// folder, renamed into place.
-func writeResultFile(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Chmod(0o644)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
+// writeResultFile writes data to path atomically (readers never see half a
+// table).
+func writeResultFile(path string, data []byte) error { return ckpt.WriteFileAtomic(path, data) }
 
 func hasString(list []string, s string) bool {
 	for _, x := range list {

@@ -19,6 +19,7 @@ import (
 	"go.yaml.in/yaml/v4"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/core/run"
 )
 
@@ -479,11 +480,7 @@ func writeSummary(p *Plan, r *Run, dir, machine string, runErr error) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, SummaryFile+".tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, SummaryFile))
+	return ckpt.WriteFileAtomic(filepath.Join(dir, SummaryFile), append(b, '\n'))
 }
 
 // maxCurvePoints bounds each curve kept in a summary.

@@ -112,7 +112,7 @@ func (l *Loss) Evaluate(ctx context.Context, step int64, inputs map[string]*tens
 		return 0, nil, err
 	}
 	bad := func(format string, args ...any) error {
-		return l.proc.errorf("Compute", step, format, args...)
+		return l.proc.Errorf("Compute", step, format, args...)
 	}
 	if math.IsNaN(resp.Loss) || math.IsInf(resp.Loss, 0) {
 		return 0, nil, bad("returned a loss of %v", resp.Loss)

@@ -94,7 +94,7 @@ func (p *Process) startLocked() error {
 	if p.dial != nil {
 		clients, hangup, err := p.dial()
 		if err != nil {
-			return p.errorf("connecting", -1, "%v", err)
+			return p.Errorf("connecting", -1, "%v", err)
 		}
 		p.clients, p.hangup = clients, hangup
 	} else {
@@ -110,12 +110,12 @@ func (p *Process) startLocked() error {
 	_, err := clients.Plugin.Configure(ctx, &pb.ConfigureRequest{ConfigJson: p.config, Seed: p.seed, ApiVersion: sdk.APIVersion})
 	if err != nil {
 		p.killLocked()
-		return p.errorf("Configure", -1, "%s", p.reason(ctx, err))
+		return p.Errorf("Configure", -1, "%s", p.reason(ctx, err))
 	}
 	if len(p.state) > 0 {
 		if _, err := clients.Loss.Load(ctx, &pb.State{Data: p.state}); err != nil {
 			p.killLocked()
-			return p.errorf("Load", -1, "%s", p.reason(ctx, err))
+			return p.Errorf("Load", -1, "%s", p.reason(ctx, err))
 		}
 	}
 	return nil
@@ -168,7 +168,7 @@ func (p *Process) Call(ctx context.Context, call string, step int64, fn func(ctx
 	defer p.mu.Unlock()
 	for {
 		if p.clients == nil {
-			return p.errorf(call, step, "the plugin is not running")
+			return p.Errorf(call, step, "the plugin is not running")
 		}
 		cctx, cancel := context.WithTimeout(ctx, p.settings.Timeout)
 		err := fn(cctx, p.clients)
@@ -179,17 +179,17 @@ func (p *Process) Call(ctx context.Context, call string, step int64, fn func(ctx
 		reason := p.reason(cctx, err)
 		cancel()
 		if ctx.Err() != nil {
-			return p.errorf(call, step, "%v", ctx.Err())
+			return p.Errorf(call, step, "%v", ctx.Err())
 		}
 		if !p.lost(err) {
-			return p.errorf(call, step, "%s", reason)
+			return p.Errorf(call, step, "%s", reason)
 		}
 		p.killLocked()
 		if p.restarts >= p.settings.Restarts {
 			if p.settings.Restarts > 0 {
 				reason += fmt.Sprintf(" (after %d restarts, plugin.restarts)", p.restarts)
 			}
-			return p.errorf(call, step, "%s", reason)
+			return p.Errorf(call, step, "%s", reason)
 		}
 		p.restarts++
 		short, _, _ := strings.Cut(firstLine(reason), ";")
@@ -236,7 +236,9 @@ func (p *Process) reason(ctx context.Context, err error) string {
 	return err.Error()
 }
 
-func (p *Process) errorf(call string, step int64, format string, args ...any) error {
+// Errorf is an error of the plugin's call at step (-1: none), in the
+// host's one format: plugin "name" (kind, path): Call at step N: message.
+func (p *Process) Errorf(call string, step int64, format string, args ...any) error {
 	where := call
 	if step >= 0 {
 		where = fmt.Sprintf("%s at step %d", call, step)

@@ -61,7 +61,7 @@ func (t *Tokenizer) StartProcess(env *core.Env) error {
 	}
 	if spec.VocabSize < 2 {
 		_ = t.proc.Close()
-		return t.proc.errorf("Describe", -1, "vocabulary of %d tokens, need at least 2", spec.VocabSize)
+		return t.proc.Errorf("Describe", -1, "vocabulary of %d tokens, need at least 2", spec.VocabSize)
 	}
 	t.vocab = int(spec.VocabSize)
 	return nil
@@ -130,14 +130,14 @@ func (t *Tokenizer) EncodeImages(ctx context.Context, images *tensors.Tensor) (*
 	}
 	tok, err := sdk.FromProto(resp.Tokens)
 	if err != nil {
-		return nil, t.proc.errorf("Encode", -1, "tokens: %v", err)
+		return nil, t.proc.Errorf("Encode", -1, "tokens: %v", err)
 	}
 	if tok.DType != sdk.Int32 || len(tok.Shape) != 3 || tok.Shape[0] != in.Shape[0] {
-		return nil, t.proc.errorf("Encode", -1, "returned tokens %s for %d images, want int32[%d h w]", tok, in.Shape[0], in.Shape[0])
+		return nil, t.proc.Errorf("Encode", -1, "returned tokens %s for %d images, want int32[%d h w]", tok, in.Shape[0], in.Shape[0])
 	}
 	for i, id := range tok.I32 {
 		if id < 0 || int(id) >= t.vocab {
-			return nil, t.proc.errorf("Encode", -1, "returned token %d at flat index %d, outside its vocabulary of %d", id, i, t.vocab)
+			return nil, t.proc.Errorf("Encode", -1, "returned token %d at flat index %d, outside its vocabulary of %d", id, i, t.vocab)
 		}
 	}
 	return FromSDK(tok)
@@ -164,7 +164,7 @@ func (t *Tokenizer) DecodeTokens(ctx context.Context, tokens *tensors.Tensor) (*
 	}
 	im, err := sdk.FromProto(resp.Images)
 	if err != nil {
-		return nil, t.proc.errorf("Decode", -1, "images: %v", err)
+		return nil, t.proc.Errorf("Decode", -1, "images: %v", err)
 	}
 	return FromSDK(im)
 }

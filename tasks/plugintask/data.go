@@ -211,12 +211,12 @@ func (t *Task) evaluate(ctx context.Context, s *step, h Head, spec taskSpec, idx
 	out := map[string]float64{}
 	for k, v := range metrics.GetValues() {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, t.errorf("Evaluate", at, "returned metric %q = %v, want a finite number", k, v)
+			return nil, t.proc.Errorf("Evaluate", at, "returned metric %q = %v, want a finite number", k, v)
 		}
 		out[k] = v
 	}
 	if _, ok := out[spec.PrimaryMetric]; !ok {
-		return nil, t.errorf("Evaluate", at, "returned no %q, its primary_metric (it returned: %s)", spec.PrimaryMetric, strings.Join(sortedKeys(out), ", "))
+		return nil, t.proc.Errorf("Evaluate", at, "returned no %q, its primary_metric (it returned: %s)", spec.PrimaryMetric, strings.Join(sortedKeys(out), ", "))
 	}
 	return out, nil
 }

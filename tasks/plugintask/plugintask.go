@@ -129,7 +129,7 @@ func (c *Config) BuildComponent() (any, error) {
 		return nil, err
 	}
 	bin := c.Binary()
-	return &Task{cfg: c.Train, proc: proc, name: bin.Name, path: bin.Path}, nil
+	return &Task{cfg: c.Train, proc: proc, name: bin.Name}, nil
 }
 
 func init() {
@@ -139,26 +139,15 @@ func init() {
 
 // Task is a task plugin as a core.Task.
 type Task struct {
-	cfg        TrainConfig
-	proc       *host.Process
-	name, path string
+	cfg  TrainConfig
+	proc *host.Process
+	name string
 }
 
 var _ core.Task = (*Task)(nil)
 
 // Process returns the plugin's process (for tests and diagnostics).
 func (t *Task) Process() *host.Process { return t.proc }
-
-// errorf is an error about the plugin's answer to a call, in the words of
-// the host's own errors: the plugin, its kind and path, the call and the
-// step (-1: none).
-func (t *Task) errorf(call string, step int64, format string, args ...any) error {
-	where := call
-	if step >= 0 {
-		where = fmt.Sprintf("%s at step %d", call, step)
-	}
-	return fmt.Errorf("plugin %q (task, %s): %s: %s", t.name, t.path, where, fmt.Sprintf(format, args...))
-}
 
 // Streams of the random decisions of the task (beside data.StreamShuffle).
 const (
@@ -344,7 +333,7 @@ func (t *Task) describe(ctx context.Context) (taskSpec, error) {
 // and returns the head to build.
 func (t *Task) checkSpec(spec taskSpec, backbone core.Backbone) (Head, error) {
 	bad := func(format string, args ...any) (Head, error) {
-		return Head{}, t.errorf("Describe", -1, format, args...)
+		return Head{}, t.proc.Errorf("Describe", -1, format, args...)
 	}
 	h := Head{Type: spec.Head, Classes: int(spec.Classes), Height: int(spec.Height), Width: int(spec.Width), Channels: int(spec.Channels)}
 	switch spec.Head {

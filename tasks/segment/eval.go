@@ -1,6 +1,7 @@
 package segment
 
 import (
+	"bytes"
 	"fmt"
 	"image"
 	"image/color"
@@ -11,6 +12,7 @@ import (
 	"github.com/gomlx/gomlx/core/tensors"
 
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/core/ckpt"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/metrics"
 )
@@ -219,17 +221,9 @@ func writeOverlay(path string, s data.Sample, pred []int32, m *metrics.SegMeter)
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".tmp"
-	f, err := os.Create(tmp)
-	if err != nil {
-		return err
-	}
-	if err := png.Encode(f, out); err != nil {
-		f.Close()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, out); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return ckpt.WriteFileAtomic(path, buf.Bytes())
 }
