@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"math"
 	"testing"
 )
 
@@ -152,5 +153,17 @@ func TestParseFilter(t *testing.T) {
 	}
 	if h, w := ShorterSideSize(300, 400, 256); h != 256 || w != 341 {
 		t.Errorf("ShorterSideSize(300, 400, 256) = %d, %d", h, w)
+	}
+}
+
+func TestResizeGrid(t *testing.T) {
+	src := []float32{0, 1, 2, 3} // 2x2, one channel
+	if got := ResizeGrid(src, 2, 2, 1, 2, 2); len(got) != 4 || got[3] != 3 {
+		t.Errorf("identity: %v", got)
+	}
+	up := ResizeGrid(src, 2, 2, 1, 4, 4)
+	// Half-pixel centres: the corners keep the corner values, the middle is the mean.
+	if up[0] != 0 || up[15] != 3 || math.Abs(float64(up[5]+up[6]+up[9]+up[10])/4-1.5) > 1e-6 {
+		t.Errorf("upsampled %v", up)
 	}
 }

@@ -129,11 +129,12 @@ func (r *Run) Load(store *model.Store, from, to string, frozen bool) error {
 	if err != nil {
 		return err
 	}
-	if !ck.HasScope(from) {
-		return fmt.Errorf("run %s (task %q): checkpoint %s holds no variables under %s", r.Ref, r.TaskType(), r.Checkpoint, from)
-	}
 	if !frozen {
-		return ck.RestoreInto(store, from, to)
+		_, err := r.LoadAdapted(store, from, to, nil)
+		return err
+	}
+	if err := r.hasScope(ck, from); err != nil {
+		return err
 	}
 	src := strings.TrimSuffix(from, "/")
 	dst := strings.TrimSuffix(to, "/")
@@ -260,8 +261,8 @@ func (r *Run) LoadAdapted(store *model.Store, from, to string, adapter core.Posi
 	if err != nil {
 		return nil, err
 	}
-	if !ck.HasScope(from) {
-		return nil, fmt.Errorf("run %s (task %q): checkpoint %s holds no variables under %s", r.Ref, r.TaskType(), r.Checkpoint, from)
+	if err := r.hasScope(ck, from); err != nil {
+		return nil, err
 	}
 	if adapter == nil {
 		return nil, ck.RestoreInto(store, from, to)
@@ -286,4 +287,13 @@ func (r *Run) LoadAdapted(store *model.Store, from, to string, adapter core.Posi
 	}
 	sort.Strings(resized)
 	return resized, adapted.RestoreInto(store, from, to)
+}
+
+// hasScope fails when the run's checkpoint holds nothing under scope,
+// naming the run's task.
+func (r *Run) hasScope(ck *Checkpoint, scope string) error {
+	if !ck.HasScope(scope) {
+		return fmt.Errorf("run %s (task %q): checkpoint %s holds no variables under %s", r.Ref, r.TaskType(), r.Checkpoint, scope)
+	}
+	return nil
 }

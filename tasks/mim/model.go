@@ -73,24 +73,21 @@ func (n *Network) Predict(scope *model.Scope, images, view, mask, index *Node, t
 	return n.Head(scope.In(HeadScope), feats), targets, rowMask
 }
 
-// LossInputs names the predictions and targets as the loss reads them:
-// "logits" and "labels" for token targets, "reconstruction" and "input"
-// for continuous ones.
-func (n *Network) LossInputs(pred, targets *Node) map[string]*Node {
+// LossInputNames are the names the loss reads the predictions and the
+// targets under: "logits" and "labels" for token targets, "reconstruction"
+// and "input" for continuous ones. The prediction is the input a loss
+// computed outside the graph returns the gradient of.
+func (n *Network) LossInputNames() (pred, target string) {
 	if n.Target.Discrete() {
-		return map[string]*Node{"logits": pred, "labels": targets}
+		return "logits", "labels"
 	}
-	return map[string]*Node{"reconstruction": pred, "input": targets}
+	return "reconstruction", "input"
 }
 
-// PredictionName is the loss input holding the predictions ("logits" or
-// "reconstruction"), the one a loss computed outside the graph returns the
-// gradient of.
-func (n *Network) PredictionName() string {
-	if n.Target.Discrete() {
-		return "logits"
-	}
-	return "reconstruction"
+// LossInputs names the predictions and targets as the loss reads them.
+func (n *Network) LossInputs(pred, targets *Node) map[string]*Node {
+	p, t := n.LossInputNames()
+	return map[string]*Node{p: pred, t: targets}
 }
 
 // Correct counts the masked patches whose token is predicted right (0 for

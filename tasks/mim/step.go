@@ -341,9 +341,8 @@ func (s *TrainStep) externalInputs(in []any, step int64) ([]any, error) {
 	}); err != nil {
 		return nil, err
 	}
-	name := s.Net.PredictionName()
-	inputs := s.lossInputs(out)
-	l, grads, err := s.external.Evaluate(context.Background(), step, inputs, []string{name}, true)
+	name, _ := s.Net.LossInputNames()
+	l, grads, err := s.external.Evaluate(context.Background(), step, s.lossInputs(out), []string{name}, true)
 	if err != nil {
 		return nil, err
 	}
@@ -363,12 +362,11 @@ func (s *TrainStep) evalExternal(in []any) (loss, correct float64, err error) {
 	return l * s.Net.Loss.Weight(), float64(tensors.ToScalar[float32](out[2])), nil
 }
 
-// lossInputs names the forward pass's outputs as the loss reads them.
+// lossInputs names the forward pass's outputs (predictions, targets) as
+// the loss reads them.
 func (s *TrainStep) lossInputs(out []*tensors.Tensor) map[string]*tensors.Tensor {
-	if s.Net.Target.Discrete() {
-		return map[string]*tensors.Tensor{"logits": out[0], "labels": out[1]}
-	}
-	return map[string]*tensors.Tensor{"reconstruction": out[0], "input": out[1]}
+	p, t := s.Net.LossInputNames()
+	return map[string]*tensors.Tensor{p: out[0], t: out[1]}
 }
 
 // hostTokens has the target's external tokenizer encode the batch's target

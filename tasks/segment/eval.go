@@ -64,7 +64,7 @@ func (st *step) predictImage(s data.Sample, cfg Config, norm data.Normalizer) ([
 		if err != nil {
 			return nil, err
 		}
-		return resizeLogits(out[0], size, size, k, h, w), nil
+		return data.ResizeGrid(out[0], size, size, k, h, w), nil
 	}
 	eh, ew := cfg.Eval.Height, cfg.Eval.Width
 	if eh == 0 {
@@ -137,7 +137,7 @@ func (st *step) predictImage(s data.Sample, cfg Config, norm data.Normalizer) ([
 	if eh == h && ew == w {
 		return sum, nil
 	}
-	return resizeLogits(sum, eh, ew, k, h, w), nil
+	return data.ResizeGrid(sum, eh, ew, k, h, w), nil
 }
 
 // windows predicts normalised crops of the step's size in batches of bs
@@ -162,12 +162,6 @@ func (st *step) windows(wins [][]float32, bs int) ([][]float32, error) {
 		}
 	}
 	return out, nil
-}
-
-// resizeLogits resizes [h, w, k] logits bilinearly to [oh, ow, k] with
-// half-pixel centres (align_corners=False, as mmseg's resize).
-func resizeLogits(src []float32, h, w, k, oh, ow int) []float32 {
-	return data.ResizeGrid(src, h, w, k, oh, ow)
 }
 
 // argmax picks each pixel's class from [P, k] logits.

@@ -9,6 +9,7 @@ import (
 
 	"github.com/peco-dev/peco/backbones/conv"
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/data"
 )
 
 // Store scopes of the segmentation model; the backbone's is where a MIM or
@@ -101,18 +102,14 @@ func resizeTo(x *Node, h, w int) *Node {
 }
 
 // interpMatrix is the [out, in] matrix of 1-D bilinear interpolation with
-// half-pixel centres (the weights resizeLogits uses).
+// half-pixel centres: data.ResizeGrid (the host-side resize of the
+// evaluation) applied to the identity, so the graph and the host resize alike.
 func interpMatrix(out, in int) []float32 {
-	m := make([]float32, out*in)
-	for o := range out {
-		f := max((float32(o)+0.5)*float32(in)/float32(out)-0.5, 0)
-		i0 := min(int(f), in-1)
-		i1 := min(i0+1, in-1)
-		fr := f - float32(i0)
-		m[o*in+i0] += 1 - fr
-		m[o*in+i1] += fr
+	id := make([]float32, in*in)
+	for i := range in {
+		id[i*in+i] = 1
 	}
-	return m
+	return data.ResizeGrid(id, in, 1, in, out, 1)
 }
 
 // PixelLoss is the mean cross-entropy over the pixels whose label is not

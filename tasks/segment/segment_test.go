@@ -44,18 +44,18 @@ func TestPixelLossIgnores(t *testing.T) {
 	}
 }
 
-func TestResizeLogitsAndArgmax(t *testing.T) {
-	src := []float32{0, 1, 2, 3} // 2x2, k=1
-	if got := resizeLogits(src, 2, 2, 1, 2, 2); len(got) != 4 || got[3] != 3 {
-		t.Errorf("identity: %v", got)
-	}
-	up := resizeLogits(src, 2, 2, 1, 4, 4)
-	// Half-pixel centres: the corners keep the corner values, the middle is the mean.
-	if up[0] != 0 || up[15] != 3 || math.Abs(float64(up[5]+up[6]+up[9]+up[10])/4-1.5) > 1e-6 {
-		t.Errorf("upsampled %v", up)
-	}
+func TestArgmaxAndInterpMatrix(t *testing.T) {
 	if got := argmax([]float32{0, 2, 1, 5, -1, 0}, 3); got[0] != 1 || got[1] != 0 {
 		t.Errorf("argmax %v", got)
+	}
+	// The graph's interpolation matrix resizes like the host's ResizeGrid:
+	// x2 with half-pixel centres, rows summing to 1.
+	m := interpMatrix(4, 2)
+	want := []float32{1, 0, 0.75, 0.25, 0.25, 0.75, 0, 1}
+	for i := range want {
+		if math.Abs(float64(m[i]-want[i])) > 1e-6 {
+			t.Fatalf("interpMatrix(4, 2) = %v, want %v", m, want)
+		}
 	}
 }
 
