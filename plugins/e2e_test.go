@@ -24,6 +24,7 @@ import (
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/core/run/runtest"
 	"github.com/peco-dev/peco/plugins/host"
+	"github.com/peco-dev/peco/plugins/plugintest"
 	"github.com/peco-dev/peco/registry"
 )
 
@@ -206,7 +207,7 @@ func TestLossPluginsMatchBuiltin(t *testing.T) {
 					t.Errorf("%s differs by up to %g after training", name, worst)
 				}
 			}
-			assertNoPlugins(t)
+			plugintest.NoPlugins(t, plugintest.Children, 0)
 		})
 	}
 }
@@ -227,7 +228,7 @@ func TestPluginRunRecords(t *testing.T) {
 			t.Errorf("error lacks %q:\n%v", want, err)
 		}
 	}
-	assertNoPlugins(t)
+	plugintest.NoPlugins(t, plugintest.Children, 0)
 	latest, err := ckpt.Latest(filepath.Join(dir, core.CheckpointsDir))
 	if err != nil {
 		t.Fatal(err)
@@ -265,33 +266,7 @@ func TestPluginRunRecords(t *testing.T) {
 	if err != nil || !strings.Contains(string(pl), "[faulty] faulty: crashing once") {
 		t.Errorf("plugins.log: %v\n%s", err, pl)
 	}
-	assertNoPlugins(t)
-}
-
-// assertNoPlugins fails when a plugin process started by this test
-// process (a child of it) still runs.
-func assertNoPlugins(t *testing.T) {
-	t.Helper()
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil {
-			continue
-		}
-		stat, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		// stat: pid (comm) state ppid ...; comm may hold spaces.
-		rest := string(stat)
-		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
-			rest = rest[i+1:]
-		}
-		f := strings.Fields(rest)
-		if len(f) < 2 || f[0] == "Z" || f[1] != fmt.Sprint(os.Getpid()) {
-			continue
-		}
-		if cmd := string(b); strings.Contains(cmd, host.ExecPrefix) {
-			t.Errorf("plugin process %s still runs: %q", e.Name(), cmd)
-		}
-	}
+	plugintest.NoPlugins(t, plugintest.Children, 0)
 }
 
 // TestResumeWithDropPath resumes a run whose checkpoint holds the RNG state
@@ -342,7 +317,7 @@ func TestTokenizerPluginTarget(t *testing.T) {
 			if want := map[string]int{"online": 0, "precomputed": 2}[tc.name]; len(cache) != want {
 				t.Errorf("token cache files %v, want %d", cache, want)
 			}
-			assertNoPlugins(t)
+			plugintest.NoPlugins(t, plugintest.Children, 0)
 		})
 	}
 	t.Run("grid mismatch", func(t *testing.T) {
@@ -351,7 +326,7 @@ func TestTokenizerPluginTarget(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "the backbone's patch grid is 7x7") {
 			t.Errorf("error %v, want a grid mismatch", err)
 		}
-		assertNoPlugins(t)
+		plugintest.NoPlugins(t, plugintest.Children, 0)
 	})
 }
 

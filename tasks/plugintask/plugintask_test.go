@@ -25,6 +25,7 @@ import (
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/core/run/runtest"
 	"github.com/peco-dev/peco/plugins/host"
+	"github.com/peco-dev/peco/plugins/plugintest"
 	_ "github.com/peco-dev/peco/tasks/plugintask"
 )
 
@@ -245,44 +246,6 @@ func series(t *testing.T, dir string) map[string]float64 {
 	return out
 }
 
-// pluginProcesses lists the live (non-zombie) processes running path.
-func pluginProcesses(path string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		var pid int
-		if _, err := fmt.Sscanf(e.Name(), "%d", &pid); err != nil {
-			continue
-		}
-		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		if err != nil || !strings.HasPrefix(string(cmdline), path) {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			if f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:])); len(f) > 0 && f[0] == "Z" {
-				continue
-			}
-		}
-		pids = append(pids, pid)
-	}
-	return pids
-}
-
-func checkNoPlugin(t *testing.T, path string) {
-	t.Helper()
-	if _, err := os.Stat("/proc/self/cmdline"); err != nil {
-		return // no /proc to look in
-	}
-	var pids []int
-	for i := 0; i < 40; i++ {
-		if pids = pluginProcesses(path); len(pids) == 0 {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Errorf("plugin processes left after the run: %v", pids)
-}
-
 func modTimes(t *testing.T, paths []string) []time.Time {
 	t.Helper()
 	var out []time.Time
@@ -369,7 +332,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Fatalf("%v\n%s", err, stdout.String())
 	}
 	t.Logf("2 epochs of 32 steps in %s", time.Since(t0).Round(time.Millisecond))
-	checkNoPlugin(t, bin)
+	plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 
 	train, eval := readMetrics(t, out)
 	if len(train) != 64 {
@@ -447,7 +410,7 @@ func TestEndToEnd(t *testing.T) {
 	if m := readMeta(t, out); m.Status != run.StatusCompleted || m.Summary["final_val_top1"] != top1 || len(m.Resumes) != 1 {
 		t.Errorf("after the resume: status %q, summary %v, resumes %v", m.Status, m.Summary, m.Resumes)
 	}
-	checkNoPlugin(t, bin)
+	plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 
 	// A run from the first one's backbone: with a negligible lr, its
 	// backbone stays the first run's.
@@ -481,7 +444,7 @@ func TestEndToEnd(t *testing.T) {
 	if n == 0 {
 		t.Error("no backbone variables compared")
 	}
-	checkNoPlugin(t, bin)
+	plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 }
 
 // TestResumeExact kills a run mid-epoch and resumes it: the metrics
@@ -506,7 +469,7 @@ func TestResumeExact(t *testing.T) {
 	if m := readMeta(t, c); m.Status != run.StatusCancelled {
 		t.Errorf("status after cancel %q", m.Status)
 	}
-	checkNoPlugin(t, bin)
+	plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 	var out bytes.Buffer
 	if err := runCtx(context.Background(), t, cfg, c, true, &out, io.Discard); err != nil {
 		t.Fatalf("resume: %v", err)
@@ -526,7 +489,7 @@ func TestResumeExact(t *testing.T) {
 	if m := readMeta(t, c); m.Status != run.StatusCompleted || m.Summary["final_val_top1"] != want["eval/16/val_top1"] {
 		t.Errorf("after the resume: status %q, summary %v", m.Status, m.Summary)
 	}
-	checkNoPlugin(t, bin)
+	plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 }
 
 // TestConfigErrors: typos in the plugin's keys and in the host's are
@@ -575,7 +538,7 @@ func TestConfigErrors(t *testing.T) {
 			t.Fatalf("error %v, want the plugin's Configure error", err)
 		}
 	})
-	checkNoPlugin(t, bin)
+	plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 }
 
 // TestDebian trains on the real Fashion-MNIST files of Debian's
@@ -603,7 +566,7 @@ func TestDebian(t *testing.T) {
 	if top1 < 40 {
 		t.Errorf("val_top1 %.1f%%, want well above chance (10%%): >= 40%%", top1)
 	}
-	checkNoPlugin(t, bin)
+	plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 }
 
 // TestPluginFaults has the faulty plugin misbehave in each way: each is one
@@ -640,7 +603,7 @@ func TestPluginFaults(t *testing.T) {
 					t.Errorf("error %q\nwant it to contain %q", err, w)
 				}
 			}
-			checkNoPlugin(t, bin)
+			plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 		})
 	}
 	// A crash is survived with plugin.restarts, the call repeated.
@@ -656,6 +619,6 @@ func TestPluginFaults(t *testing.T) {
 		if !strings.Contains(string(log), "restarting (1 of 1)") {
 			t.Errorf("plugins.log does not record the restart:\n%s", log)
 		}
-		checkNoPlugin(t, bin)
+		plugintest.NoPlugins(t, plugintest.Running(bin), 2*time.Second)
 	})
 }
