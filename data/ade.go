@@ -183,8 +183,8 @@ func DecodeLabelMap(name string, b []byte) (*Image, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding label map %s: %w", name, err)
 	}
-	if int64(cfg.Width)*int64(cfg.Height) > MaxDecodePixels {
-		return nil, fmt.Errorf("decoding label map %s: unreasonable size %dx%d", name, cfg.Width, cfg.Height)
+	if err := checkDecodeSize("PNG", cfg.Width, cfg.Height); err != nil {
+		return nil, fmt.Errorf("decoding label map %s: %w", name, err)
 	}
 	m, err := png.Decode(bytes.NewReader(b))
 	if err != nil {

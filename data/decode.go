@@ -30,9 +30,12 @@ const (
 	ColorGray
 )
 
-// MaxDecodePixels bounds the width*height an image header may declare before
-// DecodeImage refuses it, so that a corrupt header cannot make the decoder
-// allocate gigabytes.
+// MaxDecodePixels bounds the width*height an image header may declare: 64 Mpx
+// (e.g. 8192x8192). DecodeImage and DecodeLabelMap read the header first
+// (image.DecodeConfig) and refuse a larger image before allocating anything,
+// so that a corrupt header or a decompression bomb (a small file declaring
+// 100000x100000 pixels) cannot make the decoder allocate gigabytes. It is the
+// same for every reader; images above it must be downscaled beforehand.
 const MaxDecodePixels = 1 << 26
 
 // imageFormat is a file format DecodeImage understands.
@@ -96,8 +99,8 @@ func decodeStd(b []byte) (image.Image, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s header: %w", f.name, err)
 		}
-		if cfg.Width <= 0 || cfg.Height <= 0 || int64(cfg.Width)*int64(cfg.Height) > MaxDecodePixels {
-			return nil, fmt.Errorf("%s header declares an unreasonable size %dx%d", f.name, cfg.Width, cfg.Height)
+		if err := checkDecodeSize(f.name, cfg.Width, cfg.Height); err != nil {
+			return nil, err
 		}
 		m, err := f.decode(bytes.NewReader(b))
 		if err != nil {
@@ -106,6 +109,19 @@ func decodeStd(b []byte) (image.Image, error) {
 		return m, nil
 	}
 	return nil, errors.New("unknown image format (want JPEG, PNG or BMP)")
+}
+
+// checkDecodeSize refuses a header's declared size (width x height) that is
+// empty or above MaxDecodePixels; format names the header in the error.
+func checkDecodeSize(format string, w, h int) error {
+	if w <= 0 || h <= 0 {
+		return fmt.Errorf("%s header declares an empty size %dx%d (width x height)", format, w, h)
+	}
+	if int64(w)*int64(h) > MaxDecodePixels {
+		return fmt.Errorf("%s header declares %dx%d pixels (width x height), more than the %d Mpx limit (data.MaxDecodePixels): refused before decoding (a corrupt header or a decompression bomb; downscale larger images)",
+			format, w, h, MaxDecodePixels>>20)
+	}
+	return nil
 }
 
 // isGrayImage reports whether m stores grayscale pixels.
