@@ -44,6 +44,9 @@ type checkpointVar struct {
 	Dims   []int  `json:"dims"`
 	Offset int64  `json:"offset"`
 	Length int64  `json:"length"`
+	// NotTrainable records a variable saved as not trainable (the RNG
+	// state, optimizer moments, frozen weights); absent in older files.
+	NotTrainable bool `json:"not_trainable,omitempty"`
 }
 
 // Checkpoint is a loaded checkpoint: its step, the task's state and the
@@ -53,6 +56,10 @@ type Checkpoint struct {
 	Step      int64
 	State     json.RawMessage
 	Variables map[string]*tensors.Tensor
+	// NotTrainable holds the paths of the variables saved as not
+	// trainable. Files written before peco recorded it mark none; the RNG
+	// state is never trainable whatever the file says.
+	NotTrainable map[string]bool
 }
 
 // Save writes every variable of store and the given task state
@@ -88,7 +95,7 @@ func Save(path string, store *model.Store, step int64, state any) error {
 		s := t.Shape()
 		hdr.Variables = append(hdr.Variables, checkpointVar{
 			Path: v.Path(), DType: s.DType.String(), Dims: append([]int{}, s.Dimensions...),
-			Offset: off, Length: int64(data.Len()) - off,
+			Offset: off, Length: int64(data.Len()) - off, NotTrainable: !v.Trainable,
 		})
 	}
 	hb, err := json.Marshal(&hdr)
@@ -130,7 +137,7 @@ func Load(path string) (*Checkpoint, error) {
 		return nil, fmt.Errorf("checkpoint %s: bad header: %w", path, err)
 	}
 	data := b[hl:]
-	ck := &Checkpoint{Path: path, Step: hdr.Step, State: hdr.State, Variables: map[string]*tensors.Tensor{}}
+	ck := &Checkpoint{Path: path, Step: hdr.Step, State: hdr.State, Variables: map[string]*tensors.Tensor{}, NotTrainable: map[string]bool{}}
 	for _, v := range hdr.Variables {
 		dt, err := dtypes.DTypeString(v.DType)
 		if err != nil {
@@ -145,6 +152,9 @@ func Load(path string) (*Checkpoint, error) {
 			return nil, fmt.Errorf("checkpoint %s: variable %s: %w", path, v.Path, err)
 		}
 		ck.Variables[v.Path] = t
+		if v.NotTrainable || v.Path == rngStatePath {
+			ck.NotTrainable[v.Path] = true
+		}
 	}
 	return ck, nil
 }
@@ -160,50 +170,82 @@ func (c *Checkpoint) DecodeState(out any) error {
 	return nil
 }
 
-// Restore puts the checkpoint's variables into store: variables that exist
-// get their values now (shapes must match); the others are handed over when
-// the model creates them (the store's Loader), so the optimizer's moments and
-// step counter continue where they were.
+// Restore puts the checkpoint's variables into store, to continue the run
+// that saved it: variables that exist get their values now (shapes must
+// match); those saved as not trainable (the RNG state, the optimizer's
+// moments and step, frozen weights) are created now, not trainable; the
+// others are handed over when the model creates them (the store's Loader),
+// so the weights, the optimizer's moments and the step counter continue
+// where they were.
+//
+// Variables must not reach the store through the Loader when they are not
+// trainable: GoMLX makes every variable a Loader hands over trainable, and
+// the optimizer would then update the RNG state (the --resume crash of
+// drop-path configs: "BinaryOp Add must match, got (Uint64)[3] and
+// (Float32)[3]").
 func (c *Checkpoint) Restore(store *model.Store) error {
-	return c.RestoreInto(store, "", "")
+	return c.restore(store, "", "", true)
 }
 
-// RestoreInto is Restore with the variables under the checkpoint scope
-// fromScope placed under toScope (e.g. "/backbone" -> "/model/backbone"), for
-// loading a pre-trained part into a new model. Empty scopes mean everything.
+// RestoreInto puts the variables under the checkpoint scope fromScope under
+// toScope (e.g. "/backbone" -> "/model/backbone"), for loading a pre-trained
+// part into a new model: they are handed over as the model creates them and
+// the model decides what it trains. Empty scopes mean everything, as
+// Restore.
 func (c *Checkpoint) RestoreInto(store *model.Store, fromScope, toScope string) error {
-	pending := map[string]*tensors.Tensor{}
-	if _, ok := c.Variables["/"+model.RNGStateVariableName]; ok && fromScope == "" && store.GetVariable("/"+model.RNGStateVariableName) == nil {
-		// Create the RNG state as the store does (not trainable) before
-		// setting it: handed over lazily by the loader it would become a
-		// trainable variable, which the optimizer would try to update.
-		if err := store.ResetRNGState(); err != nil {
-			return fmt.Errorf("checkpoint %s: %w", c.Path, err)
-		}
+	if fromScope == "" && toScope == "" {
+		return c.Restore(store)
 	}
-	for p, t := range c.Variables {
+	return c.restore(store, fromScope, toScope, false)
+}
+
+// rngStatePath is the store's RNG state variable.
+const rngStatePath = "/" + model.RNGStateVariableName
+
+// restore implements Restore (keepTrainable: the saved trainability is
+// restored) and RestoreInto.
+func (c *Checkpoint) restore(store *model.Store, fromScope, toScope string, keepTrainable bool) error {
+	pending := map[string]*tensors.Tensor{}
+	paths := make([]string, 0, len(c.Variables))
+	for p := range c.Variables {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths) // variables created now are created in a fixed order
+	for _, src := range paths {
+		t, p := c.Variables[src], src
 		if fromScope != "" {
 			if p != fromScope && !strings.HasPrefix(p, strings.TrimSuffix(fromScope, "/")+"/") {
 				continue
 			}
 			p = toScope + strings.TrimPrefix(p, strings.TrimSuffix(fromScope, "/"))
 		}
-		if v := store.GetVariable(p); v != nil {
+		frozen := keepTrainable && c.NotTrainable[src]
+		v := store.GetVariable(p)
+		if v == nil && !frozen {
+			pending[p] = t
+			continue
+		}
+		// Each variable gets its own copy: SetValue frees the value it
+		// replaces, which may be this very tensor after an earlier restore.
+		tc, err := t.Clone()
+		if err != nil {
+			return fmt.Errorf("checkpoint %s: copying %s: %w", c.Path, p, err)
+		}
+		if v == nil {
+			if v, err = store.CreateVariable(p, tc); err != nil {
+				return fmt.Errorf("checkpoint %s: creating %s: %w", c.Path, p, err)
+			}
+		} else {
 			if !v.Shape().Equal(t.Shape()) {
 				return fmt.Errorf("checkpoint %s: variable %s has shape %s, the model's is %s", c.Path, p, t.Shape(), v.Shape())
-			}
-			// Each variable gets its own copy: SetValue frees the value it
-			// replaces, which may be this very tensor after an earlier restore.
-			tc, err := t.Clone()
-			if err != nil {
-				return fmt.Errorf("checkpoint %s: copying %s: %w", c.Path, p, err)
 			}
 			if err := v.SetValue(tc); err != nil {
 				return fmt.Errorf("checkpoint %s: setting %s: %w", c.Path, p, err)
 			}
-			continue
 		}
-		pending[p] = t
+		if frozen {
+			v.SetTrainable(false)
+		}
 	}
 	store.SetLoader(&checkpointLoader{path: c.Path, values: pending, prev: store.Loader()})
 	return nil

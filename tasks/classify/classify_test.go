@@ -108,7 +108,10 @@ func TestMNISTRunDeterministicAndResumable(t *testing.T) {
 	cfg := writeConfig(t)
 	root := t.TempDir()
 	a := filepath.Join(root, "a")
-	if err := runCfg(t, cfg, a, false, io.Discard, context.Background()); err != nil {
+	// Drop path draws from the store's RNG state, which a resume must bring
+	// back as it was (not trainable, the same stream).
+	dropPath := "task.backbone.drop_path=0.1"
+	if err := runCfg(t, cfg, a, false, io.Discard, context.Background(), dropPath); err != nil {
 		t.Fatal(err)
 	}
 	sa := series(t, a)
@@ -126,7 +129,7 @@ func TestMNISTRunDeterministicAndResumable(t *testing.T) {
 
 	// Same seed, same backend: the same metrics.
 	b := filepath.Join(root, "b")
-	if err := runCfg(t, cfg, b, false, io.Discard, context.Background()); err != nil {
+	if err := runCfg(t, cfg, b, false, io.Discard, context.Background(), dropPath); err != nil {
 		t.Fatal(err)
 	}
 	compare(t, "rerun", sa, series(t, b))
@@ -136,14 +139,14 @@ func TestMNISTRunDeterministicAndResumable(t *testing.T) {
 	c := filepath.Join(root, "c")
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &cancelWriter{marker: "train 5/16", cancel: cancel}
-	err := runCfg(t, cfg, c, false, w, ctx)
+	err := runCfg(t, cfg, c, false, w, ctx, dropPath)
 	if err == nil {
 		t.Fatal("the cancelled run reported success")
 	}
 	if m := readStatus(t, c); m != run.StatusCancelled {
 		t.Errorf("status after cancel = %q", m)
 	}
-	if err := runCfg(t, cfg, c, true, io.Discard, context.Background()); err != nil {
+	if err := runCfg(t, cfg, c, true, io.Discard, context.Background(), dropPath); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	compare(t, "resumed", sa, series(t, c))
