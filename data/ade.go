@@ -77,7 +77,7 @@ func OpenADE20k(cfg ADE20kConfig) (*ADE20k, error) {
 	d := &ADE20k{src: src, cfg: cfg}
 	skip := func(p string, err error) error {
 		if !cfg.SkipBad {
-			return fmt.Errorf("ade20k: %w", err)
+			return withSkipHint(fmt.Errorf("ade20k: %w", err))
 		}
 		d.skipped = append(d.skipped, &BadSampleError{Path: p, Err: err})
 		return nil
@@ -176,6 +176,9 @@ func (d *ADE20k) Sample(i int) (Sample, error) {
 // 1-channel image holding the gray values or palette indices unchanged
 // (DecodeImage would map palette indices to colors). name only labels errors.
 func DecodeLabelMap(name string, b []byte) (*Image, error) {
+	if len(b) == 0 {
+		return nil, fmt.Errorf("decoding label map %s: empty file", name)
+	}
 	if !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
 		return nil, fmt.Errorf("decoding label map %s: not a PNG file", name)
 	}

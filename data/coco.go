@@ -165,7 +165,7 @@ func OpenCOCO(cfg COCOConfig) (*COCO, error) {
 		fail := func(err error) error {
 			err = fmt.Errorf("annotation %d: %w", a.ID, err)
 			if !cfg.SkipBad {
-				return fmt.Errorf("coco annotations %s: %w", d.annPath, err)
+				return withSkipHint(fmt.Errorf("coco annotations %s: %w", d.annPath, err))
 			}
 			d.skipped = append(d.skipped, &BadSampleError{Path: d.annPath, Err: err})
 			return nil
@@ -203,7 +203,7 @@ func OpenCOCO(cfg COCOConfig) (*COCO, error) {
 		}
 		if bad != nil {
 			if !cfg.SkipBad {
-				return nil, fmt.Errorf("coco annotations %s: %w", d.annPath, bad)
+				return nil, withSkipHint(fmt.Errorf("coco annotations %s: %w", d.annPath, bad))
 			}
 			im.bad = bad
 		}

@@ -30,11 +30,21 @@ type SkipReporter interface {
 	Skipped() []*BadSampleError
 }
 
+// SkipHint ends the errors of readers opened without skip_bad about an input
+// they could have skipped: how to skip it.
+const SkipHint = "set skip_bad: true on the dataset to skip bad files (they are then listed in the run's meta.json)"
+
+// withSkipHint appends SkipHint to err.
+func withSkipHint(err error) error { return fmt.Errorf("%w; %s", err, SkipHint) }
+
 // badSample wraps err as a *BadSampleError for path when skipBad is set, and
-// returns err unchanged otherwise.
+// otherwise returns err with SkipHint appended.
 func badSample(skipBad bool, path string, err error) error {
-	if err == nil || !skipBad {
-		return err
+	if err == nil {
+		return nil
+	}
+	if !skipBad {
+		return withSkipHint(err)
 	}
 	return &BadSampleError{Path: path, Err: err}
 }

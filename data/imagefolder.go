@@ -78,7 +78,7 @@ func OpenImageFolder(cfg ImageFolderConfig) (*ImageFolder, error) {
 			if !IsImageFile(p) {
 				bad := fmt.Errorf("%s is not an image file (want .jpg, .jpeg, .png or .bmp)", src.display(p))
 				if !cfg.SkipBad {
-					return bad
+					return withSkipHint(bad)
 				}
 				d.skipped = append(d.skipped, &BadSampleError{Path: src.display(p), Err: bad})
 				return nil
@@ -191,3 +191,6 @@ func (s *shard) Sample(j int) (Sample, error) {
 }
 
 func (s *shard) Classes() []string { return s.ds.Classes() }
+
+// Unwrap returns the sharded dataset.
+func (s *shard) Unwrap() Dataset { return s.ds }

@@ -65,7 +65,7 @@ func OpenLoaders[T any](c Splits, seed int64, example ExampleFunc[T], opts Loade
 	if l.Augment, err = c.Augment.Compile(); err != nil {
 		return nil, fmt.Errorf("data.augment: %w", err)
 	}
-	probe, err := l.TrainSet.Sample(0)
+	probe, err := firstGoodSample(l.TrainSet)
 	if err != nil {
 		return nil, fmt.Errorf("data.train: %w", err)
 	}

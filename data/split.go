@@ -44,3 +44,6 @@ type subset struct {
 
 func (s *subset) Len() int                     { return len(s.idx) }
 func (s *subset) Sample(i int) (Sample, error) { return s.Dataset.Sample(s.idx[i]) }
+
+// Unwrap returns the dataset the subset is taken from.
+func (s *subset) Unwrap() Dataset { return s.Dataset }

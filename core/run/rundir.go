@@ -44,6 +44,8 @@ type Meta struct {
 	// Plugins lists the out-of-process plugins the run uses: name, kind,
 	// version, path and sha256.
 	Plugins []core.PluginUse `json:"plugins,omitempty"`
+	// Skipped lists the inputs left out by datasets with skip_bad: true.
+	Skipped *SkippedInputs `json:"skipped,omitempty"`
 	// Summary holds the final metrics a task reports.
 	Summary map[string]any `json:"summary,omitempty"`
 }

@@ -136,6 +136,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		return err
 	}
 	defer l.Close()
+	if err := env.ReportSkipped(l.SkipReport()); err != nil { // files skip_bad left out: meta.json
+		return err
+	}
 	numClasses := len(l.TrainSet.Classes())
 	if numClasses < 2 {
 		return fmt.Errorf("data.train: %d classes, need at least 2", numClasses)
@@ -197,8 +200,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		for k, v := range l.Train.Stats().Metrics("data_") {
 			m[k] = v
 		}
-		if n := l.Train.Skipped(); n > 0 {
-			env.Printf("warning: %d bad training samples were replaced (see data_skipped in metrics.jsonl)\n", n)
+		if err := env.ReportSkipped(l.SkipReport()); err != nil { // bad samples the pipelines replaced
+			return nil, 0, err
 		}
 		env.Printf("epoch %d: val top-1 %.2f%%  top-5 %.2f%%\n", epoch, 100*top1, 100*top5)
 		last = m

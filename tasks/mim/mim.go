@@ -250,6 +250,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		kind, net.Dim, lossName(cfg, tokens), l.TrainSet.Len(), l.ValSet.Len(), s.step.Size, s.step.Size, s.step.Channels, s.step.ViewSize,
 		net.GridH, net.GridW, net.NumMasked, l.Steps, cfg.Epochs)
 
+	if err := env.ReportSkipped(l.SkipReport()); err != nil { // files skip_bad left out: meta.json
+		return err
+	}
 	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: s.step.Store, StepsPerEpoch: l.Steps, BatchSize: cfg.Data.BatchSize,
 		Stateful: core.StatefulOf(s.step.Net.Loss, s.step.Net.Target)}
 	st, err := loop.Restore()
@@ -275,6 +278,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		t0 := time.Now()
 		loss, acc, n, err := s.evaluate()
 		if err != nil {
+			return nil, 0, err
+		}
+		if err := env.ReportSkipped(l.SkipReport()); err != nil { // bad samples the pipelines replaced
 			return nil, 0, err
 		}
 		m := map[string]float64{"val_mim_loss": loss, "val_images": float64(n), "eval_seconds": time.Since(t0).Seconds()}

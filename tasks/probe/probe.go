@@ -137,7 +137,7 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		if err != nil {
 			return nil, 0, err
 		}
-		c, err := t.encodeSplit(ctx, env, exec, ds, size)
+		c, err := t.encodeSplit(ctx, env, exec, ds, size, key)
 		if err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", key, err)
 		}
@@ -199,7 +199,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 }
 
 // encodeSplit decodes, center-crops and tokenizes every image of ds.
-func (t *Task) encodeSplit(ctx context.Context, env *core.Env, exec *model.Exec, ds data.Dataset, size int) (*coded, error) {
+// key names the split (data.train) in the report of its skipped inputs.
+func (t *Task) encodeSplit(ctx context.Context, env *core.Env, exec *model.Exec, ds data.Dataset, size int, key string) (*coded, error) {
 	cfg := t.cfg
 	norm, _ := data.NewNormalizer(core.TokenizerNorm)
 	crop := data.CenterCrop{Size: size, CropPct: 1, Interpolation: "bilinear"}
@@ -255,6 +256,9 @@ func (t *Task) encodeSplit(ctx context.Context, env *core.Env, exec *model.Exec,
 	}
 	if len(out.labels) == 0 {
 		return nil, errors.New("no images")
+	}
+	if err := env.ReportSkipped(data.SkipReport(key, ds, pipe.SkippedSamples())); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -24,8 +24,14 @@ func evaluate(env *core.Env, st *step, cfg Config, val data.Dataset, norm data.N
 	meter := metrics.NewSegMeter(cfg.NumClasses, cfg.ReduceZeroLabel)
 	prog := env.StartProgress(val.Len(), "eval")
 	defer prog.Finish()
+	var skipped []core.SkippedInput
 	for i := range val.Len() {
 		s, err := val.Sample(i)
+		if in, bad := data.SkippedInputOf("data.val", err); bad { // skip_bad: left out of the scores
+			skipped = append(skipped, in)
+			prog.Advance(1, 1, "")
+			continue
+		}
 		if err != nil {
 			return metrics.SegResult{}, err
 		}
@@ -47,6 +53,9 @@ func evaluate(env *core.Env, st *step, cfg Config, val data.Dataset, norm data.N
 			}
 		}
 		prog.Advance(1, 1, "")
+	}
+	if err := env.ReportSkipped(skipped); err != nil {
+		return metrics.SegResult{}, err
 	}
 	return meter.Result(), nil
 }

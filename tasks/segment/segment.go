@@ -173,6 +173,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		return fmt.Errorf("data.train has %d images, fewer than a batch of %d", train.Len(), cfg.Data.BatchSize)
 	}
 	st.totalSteps = steps * cfg.Epochs
+	if err := env.ReportSkipped(append(data.SkipReport("data.train", train), data.SkipReport("data.val", val)...)); err != nil {
+		return err
+	}
 	env.Printf("segmentation: %d classes, %d train / %d val images, %dx%d crops, %dx%d patches, decoder on blocks %v, %d steps/epoch x %d epochs, eval %s\n",
 		cfg.NumClasses, train.Len(), val.Len(), size, size, st.gh, st.gw, st.net.Layers, steps, cfg.Epochs, cfg.Eval.Mode)
 	if st.from != nil {
@@ -199,6 +202,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		t0 := time.Now()
 		res, err := evaluate(env, st, cfg, val, norm, epoch)
 		if err != nil {
+			return nil, 0, err
+		}
+		if err := env.ReportSkipped(data.SkipReport("data.train", train, pipe.SkippedSamples())); err != nil {
 			return nil, 0, err
 		}
 		m := map[string]float64{"val_miou": res.MIoU, "val_macc": res.MAcc, "val_aacc": res.AAcc, "eval_seconds": time.Since(t0).Seconds()}

@@ -173,6 +173,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		return err
 	}
 	defer l.Close()
+	if err := env.ReportSkipped(l.SkipReport()); err != nil { // files skip_bad left out: meta.json
+		return err
+	}
 	ts, err := NewTrainStep(env.Backend, cfg, env.Seed)
 	if err != nil {
 		return err
@@ -217,6 +220,9 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		t0 := time.Now()
 		ev, grid, err := evaluate(evalExec, valPipe, size, channels, tok.VocabSize(), cfg.GridImages)
 		if err != nil {
+			return nil, 0, err
+		}
+		if err := env.ReportSkipped(l.SkipReport()); err != nil { // bad samples the pipelines replaced
 			return nil, 0, err
 		}
 		m := ev.metrics()
