@@ -25,7 +25,14 @@ func newTokenizeCmd(stdout io.Writer) *cobra.Command {
 inside <run>/checkpoints/, or the run directory itself for its last.ckpt; the
 tokenizer's spec is read from <run>/config.yaml at task.tokenizer), resizes each
 image (shorter side, then a center crop) to the run's image size, prints its
-token grid and writes <out>/<image name>_recon.png (input | reconstruction).`,
+token grid and writes <out>/<image name>_recon.png (input | reconstruction).
+
+Images (JPEG, PNG or BMP, at most data.MaxDecodePixels = 64 Mpx) are converted
+to the tokenizer's channels, as timm and torchvision convert to the model's
+mode: a color image given to a 1-channel tokenizer (the MNIST quickstart's) is
+turned into grayscale (ITU-R BT.601 luma), a grayscale image given to an RGB
+tokenizer is replicated to 3 channels; a note on stderr says so. A missing,
+unreadable or corrupt image stops the command with an error naming it.`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			tr, err := tokenizer.LoadTrained(args[0])
@@ -48,13 +55,9 @@ token grid and writes <out>/<image name>_recon.png (input | reconstruction).`,
 				return fmt.Errorf("--out: %w", err)
 			}
 			for _, path := range args[1:] {
-				b, err := os.ReadFile(path)
+				im, err := readTokenizerImage(cmd.ErrOrStderr(), path, tr.Channels)
 				if err != nil {
 					return err
-				}
-				im, err := data.DecodeImage(path, b)
-				if err != nil {
-					return fmt.Errorf("%s: %w", path, err)
 				}
 				filter, _ := data.ParseFilter("bilinear")
 				im = data.ResizeShorterCenterCrop(im, size, size, filter)
@@ -88,4 +91,30 @@ token grid and writes <out>/<image name>_recon.png (input | reconstruction).`,
 	cmd.Flags().StringVar(&out, "out", ".", "folder for the reconstruction PNGs")
 	cmd.Flags().StringVar(&backend, "backend", "", `compute backend: "cpu", "go" or "xla:<plugin>" (default $PECO_BACKEND or cpu)`)
 	return cmd
+}
+
+// readTokenizerImage reads and decodes the image at path with the channels a
+// tokenizer takes (1 or 3; 0: the image's own), converting color to
+// grayscale or grayscale to RGB with a note on w. Errors name the file.
+func readTokenizerImage(w io.Writer, path string, channels int) (*data.Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: reading image: %w", err)
+	}
+	im, err := data.DecodeImage(path, b)
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	switch {
+	case channels == 0 || im.C == channels:
+		return im, nil
+	case channels == 1:
+		fmt.Fprintf(w, "note: %s is a color image; converted to grayscale (BT.601 luma) for the 1-channel tokenizer\n", path)
+		return data.ToGray(im), nil
+	case channels == 3:
+		fmt.Fprintf(w, "note: %s is a grayscale image; replicated to 3 channels for the RGB tokenizer\n", path)
+		return data.ToRGB(im), nil
+	default:
+		return nil, fmt.Errorf("tokenize: %s has %d channels, the tokenizer takes %d (only 1 and 3 are converted)", path, im.C, channels)
+	}
 }

@@ -24,6 +24,10 @@ type Trained struct {
 	Store *model.Store
 	// ImageSize is the run's task.data.augment.size (0 when absent).
 	ImageSize int
+	// Channels is the image channels the tokenizer takes, its
+	// task.tokenizer.in_channels (0 when the config has no such key, as
+	// plugin tokenizers).
+	Channels int
 	// Checkpoint is the checkpoint file read.
 	Checkpoint string
 }
@@ -45,11 +49,12 @@ func LoadTrained(ref string) (*Trained, error) {
 		return nil, fmt.Errorf("run %s: task.tokenizer: %w", ref, err)
 	}
 	size, _ := r.Int("task.data.augment.size")
+	channels, _ := r.Int("task.tokenizer.in_channels")
 	store := model.NewStore()
 	if err := r.Load(store, ckpt.TokenizerScope, ckpt.TokenizerScope, true); err != nil {
 		return nil, fmt.Errorf("tokenizer: %w (is it a tokenizer run?)", err)
 	}
-	return &Trained{Tokenizer: tok, Spec: spec, Store: store, ImageSize: size, Checkpoint: r.Checkpoint}, nil
+	return &Trained{Tokenizer: tok, Spec: spec, Store: store, ImageSize: size, Channels: channels, Checkpoint: r.Checkpoint}, nil
 }
 
 // Tokenize encodes images (n x size x size x channels float32 in [-1, 1],
