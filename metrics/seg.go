@@ -6,6 +6,12 @@
 // (mmseg/evaluation/metrics/iou_metric.py: intersect_and_union and
 // total_area_to_metrics): per-class areas are summed over the whole dataset
 // and the ratios are taken once, at the end.
+//
+// COCO detection and instance segmentation AP/AR (EvaluateCOCO) follow
+// pycocotools (github.com/cocodataset/cocoapi, PythonAPI/pycocotools:
+// coco.py loadRes, cocoeval.py evaluate/accumulate/summarize, and
+// common/maskApi.c for box and mask IoU, polygon rasterisation and
+// toBbox), step for step, ties and thresholds included.
 package metrics
 
 import (
