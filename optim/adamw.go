@@ -143,32 +143,7 @@ func (o *AdamW) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 			grads[i] = ConvertDType(grads[i], dtype)
 		}
 	}
-	// Gradient accumulation: add this batch's gradients to accumulators and
-	// update the weights (with their mean) only on every AccumSteps-th call;
-	// on the other calls every state keeps its value.
-	apply := (*Node)(nil)
-	if n := o.Config.AccumSteps; n > 1 {
-		accScope := scope.Store().Scope("/" + Scope).WithInitializer(initializer.Zero)
-		countVar := accScope.VariableWithShape("accum_count", shapes.Make(dtype)).SetTrainable(false)
-		count := AddScalar(countVar.NodeValue(g), 1)
-		apply = GreaterOrEqual(count, Scalar(g, dtype, float64(n)))
-		countVar.SetNodeValue(Where(apply, ScalarZero(g, dtype), count))
-		for i, v := range vars {
-			av := scope.Store().Scope(path.Join("/", Scope, v.Scope())).WithInitializer(initializer.Zero).
-				VariableWithShape(v.Name()+"_acc", v.Shape()).SetTrainable(false)
-			acc := Add(av.NodeValue(g), grads[i])
-			av.SetNodeValue(Where(apply, ZerosLike(acc), acc))
-			grads[i] = DivScalar(acc, float64(n))
-		}
-	}
-	// keep returns next on update steps and old otherwise.
-	keep := func(next, old *Node) *Node {
-		if apply == nil {
-			return next
-		}
-		return Where(apply, next, old)
-	}
-	// Global gradient norm, logged and used for clipping.
+	// Global gradient norm of this batch, logged and used for clipping.
 	var sq *Node
 	for _, gr := range grads {
 		s := ReduceAllSum(Square(gr))
@@ -182,6 +157,35 @@ func (o *AdamW) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 	normVar := scope.Store().Scope("/"+Scope).WithInitializer(initializer.Zero).
 		VariableWithShape("grad_norm", shapes.Make(dtype)).SetTrainable(false)
 	normVar.SetNodeValue(norm)
+	// A batch whose loss or gradient norm is NaN or infinite changes no
+	// state (weights, moments, step, accumulators): it is counted in
+	// SkippedVar and the training loop decides what to do (run.LoopConfig's
+	// nan_policy); a diverged step never reaches a checkpoint.
+	finite := LogicalAnd(isFinite(ConvertDType(loss, dtype)), isFinite(norm))
+	skippedVar := SkippedVar(scope.Store())
+	skippedVar.SetNodeValue(Where(finite, skippedVar.NodeValue(g), AddScalar(skippedVar.NodeValue(g), 1)))
+	apply := finite
+	// Gradient accumulation: add this batch's gradients to accumulators and
+	// update the weights (with their mean) only on every AccumSteps-th call;
+	// on the other calls every state keeps its value.
+	if n := o.Config.AccumSteps; n > 1 {
+		accScope := scope.Store().Scope("/" + Scope).WithInitializer(initializer.Zero)
+		countVar := accScope.VariableWithShape("accum_count", shapes.Make(dtype)).SetTrainable(false)
+		oldCount := countVar.NodeValue(g)
+		count := AddScalar(oldCount, 1)
+		apply = LogicalAnd(finite, GreaterOrEqual(count, Scalar(g, dtype, float64(n))))
+		countVar.SetNodeValue(Where(finite, Where(apply, ScalarZero(g, dtype), count), oldCount))
+		for i, v := range vars {
+			av := scope.Store().Scope(path.Join("/", Scope, v.Scope())).WithInitializer(initializer.Zero).
+				VariableWithShape(v.Name()+"_acc", v.Shape()).SetTrainable(false)
+			old := av.NodeValue(g)
+			acc := Add(old, grads[i])
+			av.SetNodeValue(Where(finite, Where(apply, ZerosLike(acc), acc), old))
+			grads[i] = DivScalar(acc, float64(n))
+		}
+	}
+	// keep returns next on update steps and old otherwise.
+	keep := func(next, old *Node) *Node { return Where(apply, next, old) }
 	if c := o.Config.ClipGrad; c > 0 {
 		scale := Min(ScalarOne(g, dtype), Div(Scalar(g, dtype, c), AddScalar(norm, 1e-6)))
 		for i := range grads {
@@ -228,6 +232,29 @@ func (o *AdamW) UpdateGraph(scope *model.Scope, g *Graph, loss *Node) {
 // Clear implements optimizer.Interface: it deletes the optimizer's state.
 func (o *AdamW) Clear(scope *model.Scope) error {
 	return scope.Store().DeleteVariablesInScope("/" + Scope)
+}
+
+// isFinite is true for a finite scalar (false for NaN and +-Inf: NaN
+// compares false), in ops every backend has.
+func isFinite(x *Node) *Node {
+	return LessOrEqual(Abs(x), Scalar(x.Graph(), x.DType(), math.MaxFloat32))
+}
+
+// SkippedVar counts the batches whose update AdamW skipped because their
+// loss or gradient norm was NaN or infinite.
+func SkippedVar(store *model.Store) *model.Variable {
+	return store.Scope("/"+Scope).VariableWithValue("skipped", float32(0)).SetTrainable(false)
+}
+
+// Skipped reads SkippedVar: the batches skipped so far (0 before the first
+// step).
+func Skipped(store *model.Store) int64 {
+	v := store.GetVariable(path.Join("/", Scope, "skipped"))
+	if v == nil || !v.HasValue() {
+		return 0
+	}
+	f, _ := v.MustValue().Value().(float32)
+	return int64(f)
 }
 
 // LRVar is the learning-rate variable the host sets before each step.

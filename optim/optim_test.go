@@ -4,10 +4,13 @@ import (
 	"math"
 	"testing"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/gobackend"
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
 	"github.com/gomlx/gomlx/core/tensors"
 	"github.com/gomlx/gomlx/ml/model"
+
+	"github.com/peco-dev/peco/cpu"
 )
 
 func TestScheduleValues(t *testing.T) {
@@ -141,6 +144,64 @@ func TestAdamWGradientAccumulation(t *testing.T) {
 	for i := range want {
 		if math.Abs(float64(got[i]-want[i])) > 1e-6 {
 			t.Fatalf("accumulated step %v, want the mean-gradient step %v", got, want)
+		}
+	}
+}
+
+// TestAdamWSkipsNonFiniteBatch checks that a batch whose loss (or gradient)
+// is NaN or infinite changes no state, with and without accumulation, on
+// GoMLX's Go backend and on peco's cpu backend: the batches around it train
+// as if it had not been there, and Skipped counts it.
+func TestAdamWSkipsNonFiniteBatch(t *testing.T) {
+	goBackend, err := gobackend.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpuBackend, err := cpu.New("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	for name, backend := range map[string]compute.Backend{"go": goBackend, "cpu": cpuBackend} {
+		for _, accum := range []int{1, 2} {
+			run := func(xs ...[]float32) ([]float32, int64) {
+				store := model.NewStore()
+				w := store.Scope("/model").VariableWithValue("w", [][]float32{{1, 2}, {3, 4}})
+				opt := &AdamW{Config: DefaultAdamW()}
+				opt.Config.AccumSteps = accum
+				if err := SetLR(store, 0.1); err != nil {
+					t.Fatal(err)
+				}
+				exec, err := model.NewExec(backend, store, func(scope *model.Scope, x *Node) *Node {
+					loss := ReduceAllSum(Mul(scope.In("model").GetVariable("w").NodeValue(x.Graph()), x))
+					opt.UpdateGraph(scope, x.Graph(), loss)
+					return loss
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, x := range xs {
+					if _, err := exec.Exec(tensors.FromFlatDataAndDimensions(x, 2, 2)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return tensors.MustCopyFlatData[float32](w.MustValue()), Skipped(store)
+			}
+			x1 := []float32{1, -2, 0.5, 4}
+			x2 := []float32{3, 2, -1.5, 0}
+			want, n := run(x1, x2)
+			if n != 0 {
+				t.Errorf("%s accum %d: %d batches skipped of finite ones", name, accum, n)
+			}
+			got, n := run(x1, []float32{nan, 1, 1, 1}, x2, []float32{1, inf, 1, 1})
+			if n != 2 {
+				t.Errorf("%s accum %d: Skipped = %d, want 2", name, accum, n)
+			}
+			for i := range want {
+				if got[i] != want[i] {
+					t.Fatalf("%s accum %d: weights %v after skipped batches, want %v", name, accum, got, want)
+				}
+			}
 		}
 	}
 }

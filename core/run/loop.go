@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/gomlx/gomlx/ml/model"
 
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/ckpt"
+	"github.com/peco-dev/peco/optim"
 )
 
 // LoopConfig holds the training-loop settings every training task shares.
@@ -20,7 +24,14 @@ type LoopConfig struct {
 	LogEvery        int `mapstructure:"log_every" doc:"write a metrics record every this many steps"`
 	CheckpointEvery int `mapstructure:"checkpoint_every" doc:"also checkpoint every this many steps (0: only at the end of each epoch)"`
 	KeepCheckpoints int `mapstructure:"keep_checkpoints" doc:"step checkpoints kept on disk (the newest ones)"`
+	NaNPolicy       string `mapstructure:"nan_policy" doc:"a step whose loss, gradient norm or any logged metric is NaN or infinite: stop (fail the run at that step, the checkpoints before it intact) or skip_step (leave the weights as they were, count it in skipped_steps, go on)"`
 }
+
+// The values of LoopConfig.NaNPolicy.
+const (
+	NaNStop     = "stop"
+	NaNSkipStep = "skip_step"
+)
 
 // Validate checks the loop settings.
 func (c *LoopConfig) Validate() error {
@@ -30,12 +41,16 @@ func (c *LoopConfig) Validate() error {
 	if c.LogEvery <= 0 || c.CheckpointEvery < 0 || c.KeepCheckpoints <= 0 {
 		return fmt.Errorf("log_every and keep_checkpoints must be > 0, checkpoint_every >= 0")
 	}
+	if c.NaNPolicy != "" && c.NaNPolicy != NaNStop && c.NaNPolicy != NaNSkipStep {
+		return fmt.Errorf("nan_policy must be %s or %s, got %q", NaNStop, NaNSkipStep, c.NaNPolicy)
+	}
 	return nil
 }
 
-// DefaultLoop returns 1 epoch, logging every 20 steps, keeping 2 checkpoints.
+// DefaultLoop returns 1 epoch, logging every 20 steps, keeping 2
+// checkpoints, stopping at the first NaN.
 func DefaultLoop() LoopConfig {
-	return LoopConfig{Epochs: 1, LogEvery: 20, KeepCheckpoints: 2}
+	return LoopConfig{Epochs: 1, LogEvery: 20, KeepCheckpoints: 2, NaNPolicy: NaNStop}
 }
 
 // LoopState is where a training loop stands; it is saved in checkpoints.
@@ -50,6 +65,9 @@ type LoopState struct {
 	BestEpoch int     `json:"best_epoch"`
 	// BestStep is the step of the checkpoint copied to best.ckpt.
 	BestStep int64 `json:"best_step"`
+	// SkippedSteps counts the steps whose update was skipped for a NaN or
+	// infinite loss or gradient norm (nan_policy skip_step).
+	SkippedSteps int64 `json:"skipped_steps,omitempty"`
 	// Extra holds task-specific state.
 	Extra json.RawMessage `json:"extra,omitempty"`
 	// Components holds the state of the loop's Stateful components (a
@@ -142,18 +160,24 @@ func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 			dt := time.Since(t0)
 			st.Step++
 			st.Batch++
+			bad := nonFinite(m)
+			if len(bad) > 0 {
+				if err := l.diverged(&st, bad); err != nil {
+					// The step's record shows what went wrong; nothing of this
+					// state is checkpointed.
+					if lerr := l.Env.Log(l.trainRecord(st, m, dt)); lerr != nil {
+						return st, fmt.Errorf("%w (and logging it: %v)", err, lerr)
+					}
+					return st, err
+				}
+			}
 			status := ""
 			if l.Status != nil {
 				status = l.Status(m)
 			}
 			prog.Advance(1, l.BatchSize, status)
 			if st.Step%int64(l.Config.LogEvery) == 0 || st.Batch == l.StepsPerEpoch {
-				rec := map[string]any{"step": st.Step, "epoch": st.Epoch, "phase": "train",
-					"images_per_sec": float64(l.BatchSize) / dt.Seconds()}
-				for k, v := range m {
-					rec[k] = v
-				}
-				if err := l.Env.Log(rec); err != nil {
+				if err := l.Env.Log(l.trainRecord(st, m, dt)); err != nil {
 					return st, err
 				}
 			}
@@ -203,6 +227,74 @@ func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 		}
 	}
 	return st, nil
+}
+
+// trainRecord is the metrics record of the step just done.
+func (l *Loop) trainRecord(st LoopState, m map[string]float64, dt time.Duration) map[string]any {
+	rec := map[string]any{"step": st.Step, "epoch": st.Epoch, "phase": "train",
+		"images_per_sec": float64(l.BatchSize) / dt.Seconds()}
+	if l.Config.NaNPolicy == NaNSkipStep {
+		rec["skipped_steps"] = st.SkippedSteps
+	}
+	for k, v := range m {
+		rec[k] = v
+	}
+	return rec
+}
+
+// DivergedError reports a step whose metrics were NaN or infinite under
+// nan_policy stop: the run stops there, before any checkpoint of that state.
+type DivergedError struct {
+	// Step is the step (as metrics.jsonl counts them), Epoch and Batch the
+	// batch it trained on.
+	Step         int64
+	Epoch, Batch int
+	// Metrics lists the non-finite metrics as "name = value".
+	Metrics []string
+	// LastGood is the newest checkpoint, written before the step ("" if
+	// none).
+	LastGood string
+}
+
+func (e *DivergedError) Error() string {
+	last := "no checkpoint was written before it"
+	if e.LastGood != "" {
+		last = "the newest checkpoint, " + e.LastGood + ", is from before it and intact"
+	}
+	return fmt.Sprintf("training diverged at step %d (epoch %d, batch %d): %s; the run stopped without checkpointing this state (%s); lower the lr, or set task.nan_policy: %s to skip such steps",
+		e.Step, e.Epoch, e.Batch, strings.Join(e.Metrics, ", "), last, NaNSkipStep)
+}
+
+// diverged handles a step whose metrics bad are NaN or infinite: under
+// nan_policy stop it returns a DivergedError; under skip_step it counts the
+// step, which the optimizer left out (optim.AdamW applies no update whose
+// loss or gradient norm is not finite), and fails only when the optimizer
+// did apply it (a metric other than the loss and gradient norm went bad).
+func (l *Loop) diverged(st *LoopState, bad []string) error {
+	if l.Config.NaNPolicy != NaNSkipStep {
+		last, _ := ckpt.Latest(l.Env.Path(core.CheckpointsDir))
+		return &DivergedError{Step: st.Step, Epoch: st.Epoch, Batch: st.Batch - 1, Metrics: bad, LastGood: last}
+	}
+	st.SkippedSteps++
+	if got := optim.Skipped(l.Store); got != st.SkippedSteps {
+		return fmt.Errorf("step %d (epoch %d, batch %d): %s, but the optimizer applied the update (it skips a step only when the loss or the gradient norm is not finite; %d skipped, the loop counted %d): stopping",
+			st.Step, st.Epoch, st.Batch-1, strings.Join(bad, ", "), got, st.SkippedSteps)
+	}
+	l.Env.Printf("step %d: %s: update skipped (nan_policy %s, %d skipped so far)\n", st.Step, strings.Join(bad, ", "), NaNSkipStep, st.SkippedSteps)
+	return nil
+}
+
+// nonFinite lists the NaN or infinite metrics of m as "name = value",
+// sorted.
+func nonFinite(m map[string]float64) []string {
+	var bad []string
+	for k, v := range m {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			bad = append(bad, fmt.Sprintf("%s = %v", k, v))
+		}
+	}
+	sort.Strings(bad)
+	return bad
 }
 
 func (l *Loop) checkpoint(st LoopState) error {

@@ -133,7 +133,7 @@ func (r *RunDir) Meta() Meta {
 // SetSummary records final metrics in meta.json.
 func (r *RunDir) SetSummary(summary map[string]any) error {
 	r.mu.Lock()
-	r.meta.Summary = summary
+	r.meta.Summary, _ = jsonSafe(summary).(map[string]any) // NaN and infinities as strings
 	r.mu.Unlock()
 	return r.writeMeta()
 }
@@ -230,7 +230,7 @@ func OpenMetricsLog(path string) (*MetricsLog, error) {
 func (m *MetricsLog) Log(record map[string]any) error {
 	rec := make(map[string]any, len(record)+1)
 	for k, v := range record {
-		rec[k] = v
+		rec[k] = jsonSafe(v) // NaN and infinities as strings (jsonsafe.go)
 	}
 	rec["time"] = time.Now().UTC().Format(time.RFC3339Nano)
 	b, err := json.Marshal(rec)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"time"
 
@@ -362,10 +363,15 @@ func evaluate(exec *model.Exec, pipe *data.Pipeline[example], size, channels, nu
 
 // Rank is the number of classes scored strictly higher than class label (0
 // means the label is the top-1 prediction; ties count in the label's favour).
+// NaN scores rank first, as torch.topk puts them: a NaN label score ranks
+// last (a diverged model is never right), a NaN elsewhere ranks ahead of it.
 func Rank(logits []float32, label int) int {
+	if math.IsNaN(float64(logits[label])) {
+		return len(logits)
+	}
 	r := 0
 	for j, v := range logits {
-		if j != label && v > logits[label] {
+		if j != label && (v > logits[label] || math.IsNaN(float64(v))) {
 			r++
 		}
 	}

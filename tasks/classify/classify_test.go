@@ -183,6 +183,7 @@ func compare(t *testing.T, what string, want, got map[string]float64) {
 }
 
 func TestRank(t *testing.T) {
+	nan := float32(math.NaN())
 	for _, tc := range []struct {
 		logits []float32
 		label  int
@@ -193,6 +194,8 @@ func TestRank(t *testing.T) {
 		{[]float32{0.1, 0.9, 0.3}, 0, 2},
 		{[]float32{0.5, 0.5, 0.1}, 1, 0}, // ties count in the label's favour
 		{[]float32{1, 2, 3, 4, 5, 6}, 0, 5},
+		{[]float32{nan, nan, nan}, 1, 3}, // a diverged model is never right
+		{[]float32{0.1, nan, 0.3}, 2, 1},
 	} {
 		if got := classify.Rank(tc.logits, tc.label); got != tc.want {
 			t.Errorf("Rank(%v, %d) = %d, want %d", tc.logits, tc.label, got, tc.want)
