@@ -20,10 +20,10 @@ import (
 
 // LoopConfig holds the training-loop settings every training task shares.
 type LoopConfig struct {
-	Epochs          int `mapstructure:"epochs" doc:"passes over the training data"`
-	LogEvery        int `mapstructure:"log_every" doc:"write a metrics record every this many steps"`
-	CheckpointEvery int `mapstructure:"checkpoint_every" doc:"also checkpoint every this many steps (0: only at the end of each epoch)"`
-	KeepCheckpoints int `mapstructure:"keep_checkpoints" doc:"step checkpoints kept on disk (the newest ones)"`
+	Epochs          int    `mapstructure:"epochs" doc:"passes over the training data"`
+	LogEvery        int    `mapstructure:"log_every" doc:"write a metrics record every this many steps"`
+	CheckpointEvery int    `mapstructure:"checkpoint_every" doc:"also checkpoint every this many steps (0: only at the end of each epoch)"`
+	KeepCheckpoints int    `mapstructure:"keep_checkpoints" doc:"step checkpoints kept on disk (the newest ones)"`
 	NaNPolicy       string `mapstructure:"nan_policy" doc:"a step whose loss, gradient norm or any logged metric is NaN or infinite: stop (fail the run at that step, the checkpoints before it intact) or skip_step (leave the weights as they were, count it in skipped_steps, go on)"`
 }
 
