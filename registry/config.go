@@ -33,6 +33,9 @@ type Tree struct {
 	File string
 	// origins maps a dotted key path to the file (or "--set") that set it.
 	origins map[string]string
+	// sets maps the key path of each --set override to its text
+	// ("task.epochs=-3"), so that a Validate error it causes can name it.
+	sets map[string]string
 }
 
 // Origin names the file that set the value at a dotted path, or that set its
@@ -263,6 +266,10 @@ func (t *Tree) Set(override string) error {
 		return fmt.Errorf("--set %s: parsing value %q: %w", key, text, err)
 	}
 	value = normalize(value)
+	if t.sets == nil {
+		t.sets = map[string]string{}
+	}
+	t.sets[key] = key + "=" + strings.TrimSpace(text)
 	parts := strings.Split(key, ".")
 	var cur any = t.Root
 	for i, p := range parts {

@@ -6,10 +6,12 @@ import (
 	"math"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"go.yaml.in/yaml/v4"
 )
 
 // ConfigError is one problem found while decoding a config: the dotted key
@@ -111,6 +113,67 @@ func (d *decoder) fail(path, component, format string, args ...any) {
 	d.errs = append(d.errs, &ConfigError{File: d.tree.Origin(path), Path: path, Msg: msg})
 }
 
+// failValidate records the Validate error of the struct at path. The error
+// is blamed on the --set overrides under path whose key (its last part, or
+// its path below the struct) the message names, e.g. "--set task.epochs=-3"
+// for "epochs must be > 0"; when it names none of them, on the file, with
+// the overrides under path listed.
+func (d *decoder) failValidate(path, component string, err error) {
+	msg := err.Error()
+	if component != "" {
+		msg += " (in " + component + ")"
+	}
+	var named, under []string
+	for key, text := range d.tree.sets {
+		if path != "" && key != path && !strings.HasPrefix(key, path+".") {
+			continue
+		}
+		under = append(under, "--set "+text)
+		rel := strings.TrimPrefix(strings.TrimPrefix(key, path), ".")
+		leaf := key[strings.LastIndexByte(key, '.')+1:]
+		if _, err := strconv.Atoi(leaf); err == nil {
+			leaf = "" // a list index names nothing
+		}
+		if mentions(msg, leaf) || mentions(msg, rel) {
+			named = append(named, "--set "+text)
+		}
+	}
+	sort.Strings(named)
+	sort.Strings(under)
+	file := d.tree.Origin(path)
+	switch {
+	case len(named) > 0:
+		file = strings.Join(named, ", ")
+	case len(under) > 0 && file != "" && !strings.HasPrefix(file, "--set "):
+		file += " (with " + strings.Join(under, ", ") + ")"
+	case len(under) > 0:
+		file = strings.Join(under, ", ")
+	}
+	d.errs = append(d.errs, &ConfigError{File: file, Path: path, Msg: msg})
+}
+
+// mentions reports whether msg contains word as a whole word (not inside a
+// longer identifier).
+func mentions(msg, word string) bool {
+	if word == "" {
+		return false
+	}
+	isIdent := func(r byte) bool {
+		return r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+	}
+	for i := 0; ; {
+		j := strings.Index(msg[i:], word)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(word)
+		if (start == 0 || !isIdent(msg[start-1])) && (end == len(msg) || !isIdent(msg[end])) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
 // structField is a config key bound to a (possibly embedded) struct field.
 type structField struct {
 	key   string
@@ -205,7 +268,7 @@ func (d *decoder) decodeStruct(data map[string]any, dst reflect.Value, path, com
 	}
 	if val, ok := dst.Addr().Interface().(Validator); ok && len(d.errs) == 0 {
 		if err := val.Validate(); err != nil {
-			d.fail(path, component, "%v", err)
+			d.failValidate(path, component, err)
 		}
 	}
 }
@@ -376,7 +439,18 @@ func exactIntegerHook(from, to reflect.Type, data any) (any, error) {
 
 // typeName describes a Go type in config words.
 func typeName(t reflect.Type) string {
+	if isSpecType(t) {
+		kind := "component"
+		if r, ok := registryForType(reflect.New(t).Interface().(interface{ componentType() reflect.Type }).componentType()); ok {
+			kind = string(r.Kind()) + " component"
+		}
+		return "a " + kind
+	}
 	switch t.Kind() {
+	case reflect.Struct:
+		if t != reflect.TypeFor[time.Time]() {
+			return "a map"
+		}
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		if t == reflect.TypeFor[time.Duration]() {
 			return "a duration (e.g. 90s, 5m)"
@@ -490,13 +564,40 @@ func fieldsWithPrefix(v reflect.Value, prefix string) []FieldInfo {
 			out = append(out, FieldInfo{Key: f.key, Type: kind, Default: def, Doc: f.doc})
 			continue
 		}
-		def = fmt.Sprintf("%v", fv.Interface())
-		if fv.Kind() == reflect.String {
-			def = fmt.Sprintf("%q", fv.Interface())
-		}
+		def = defaultText(fv)
 		out = append(out, FieldInfo{Key: f.key, Type: typeName(f.typ), Default: def, Doc: f.doc})
 	}
 	return out
+}
+
+// defaultText renders a default value for listings as it would be written in
+// a config: strings quoted, lists, maps and components in YAML flow style
+// (`[{type: l1, weight: 1}, {type: vq, weight: 1, beta: 0.25}]`).
+func defaultText(v reflect.Value) string {
+	switch v.Kind() {
+	case reflect.String:
+		return fmt.Sprintf("%q", v.Interface())
+	case reflect.Slice, reflect.Array, reflect.Map, reflect.Pointer, reflect.Interface, reflect.Struct:
+	default:
+		return fmt.Sprintf("%v", v.Interface())
+	}
+	n, err := encodeNode(v)
+	if err != nil {
+		return fmt.Sprintf("%v", v.Interface())
+	}
+	var flow func(*yaml.Node)
+	flow = func(n *yaml.Node) {
+		n.Style |= yaml.FlowStyle
+		for _, c := range n.Content {
+			flow(c)
+		}
+	}
+	flow(n)
+	b, err := yaml.Marshal(n)
+	if err != nil {
+		return fmt.Sprintf("%v", v.Interface())
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // KindInfo describes a registry for listings.

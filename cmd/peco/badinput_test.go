@@ -182,4 +182,26 @@ func TestCLIEvalSegInputs(t *testing.T) {
 func sharedDir() string { return data.SharedDir(filepath.Join("..", "..")) }
 
 // containsFold reports whether s contains substr, ignoring letter case.
-func containsFold(s, substr string) bool { return strings.Contains(strings.ToLower(s), strings.ToLower(substr)) }
+func containsFold(s, substr string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
+}
+
+// TestCLISetBlameAndDefaults checks that a value an override makes invalid
+// is blamed on the override, and that `peco components` prints list
+// defaults as YAML.
+func TestCLISetBlameAndDefaults(t *testing.T) {
+	_, _, err := runCLI(t, "config", "print", shipped("quickstart.yaml"), "--set", "task.epochs=-3")
+	if err == nil || !strings.Contains(err.Error(), "--set task.epochs=-3: task: epochs must be > 0, got -3") {
+		t.Errorf("--set task.epochs=-3: error %v, want it blamed on the override", err)
+	}
+	out, _, err := runCLI(t, "components", "task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out, "a list of loss components  = [{type: l1, weight: 1}, {type: vq, weight: 1, beta: 0.25}]") {
+		t.Errorf("components task: tokenizer losses not shown as YAML:\n%s", out)
+	}
+	if strings.Contains(out, " 0x") || strings.Contains(out, "registry.Spec") {
+		t.Errorf("components task shows Go values:\n%s", out)
+	}
+}
