@@ -12,6 +12,7 @@ import (
 	_ "github.com/peco-dev/peco/plugins/host"     // loss and tokenizer plugins: type: plugin:<name>
 	_ "github.com/peco-dev/peco/targets"          // target: tokens, pixels
 	_ "github.com/peco-dev/peco/tasks/classify"   // task: classification
+	_ "github.com/peco-dev/peco/tasks/detect"     // task: coco
 	_ "github.com/peco-dev/peco/tasks/mim"        // task: mim
 	_ "github.com/peco-dev/peco/tasks/plugintask" // task plugins: type: plugin:<name>
 	_ "github.com/peco-dev/peco/tasks/probe"      // task: codebook_probe
