@@ -1,14 +1,18 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/png"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/metrics"
 )
 
@@ -205,5 +209,165 @@ func TestCLIEvalSegErrors(t *testing.T) {
 	_, _, err := runCLI(t, "eval", "seg", "--gt", t.TempDir())
 	if err == nil || !strings.Contains(err.Error(), "required") || !strings.Contains(err.Error(), "pred") {
 		t.Errorf("without --pred and --classes: err = %v, want a required-flag error", err)
+	}
+}
+
+// cocoEvalFiles writes a COCO ground truth (one 200x200 image, one object:
+// the polygon square (0,0)-(100,100), area 1e4) and results: a box covering
+// 62% of it (score .9) and the exact box (score .8), each with the mask of
+// its box. By hand (metrics' "duplicate and worse box ranked first" case):
+// at IoU .50-.60 the first is a TP and the second a duplicate, above it
+// the first is a FP ranked above the TP: AP .65, AP50 1, AP75 .5, AR1 .3;
+// the same for boxes and masks.
+func cocoEvalFiles(t *testing.T) (gtPath, dtPath string) {
+	t.Helper()
+	dir := t.TempDir()
+	gtPath, dtPath = filepath.Join(dir, "instances_val.json"), filepath.Join(dir, "results.json")
+	gt := `{"images": [{"id": 1, "file_name": "a.jpg", "height": 200, "width": 200}],
+		"categories": [{"id": 1, "name": "box"}],
+		"annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 100, 100], "area": 10000, "iscrowd": 0,
+			"segmentation": [[0, 0, 0, 100, 100, 100, 100, 0]]}]}`
+	if err := os.WriteFile(gtPath, []byte(gt), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rect := func(h int) *metrics.COCOSegmentation {
+		m := make([]uint8, 200*200)
+		for y := 0; y < h; y++ {
+			for x := 0; x < 100; x++ {
+				m[y*200+x] = 1
+			}
+		}
+		s, err := metrics.MaskSegmentation(m, 200, 200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	dets := []metrics.COCODetection{
+		{ImageID: 1, CategoryID: 1, BBox: []float64{0, 0, 100, 62}, Segmentation: rect(62), Score: .9},
+		{ImageID: 1, CategoryID: 1, BBox: []float64{0, 0, 100, 100}, Segmentation: rect(100), Score: .8},
+	}
+	if err := metrics.WriteCOCODetections(dtPath, dets); err != nil {
+		t.Fatal(err)
+	}
+	return gtPath, dtPath
+}
+
+func TestCLIEvalCOCO(t *testing.T) {
+	gtPath, dtPath := cocoEvalFiles(t)
+	for _, typ := range []string{"bbox", "segm"} {
+		statsPath := filepath.Join(t.TempDir(), "stats.json")
+		out, _, err := runCLI(t, "eval", "coco", "--gt", gtPath, "--dt", dtPath, "--iou-type", typ, "--out", statsPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			typ + ": 1 images, 2 detections\n",
+			" Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 0.650\n",
+			" Average Precision  (AP) @[ IoU=0.50      | area=   all | maxDets=100 ] = 1.000\n",
+			" Average Precision  (AP) @[ IoU=0.75      | area=   all | maxDets=100 ] = 0.500\n",
+			" Average Precision  (AP) @[ IoU=0.50:0.95 | area= small | maxDets=100 ] = -1.000\n",
+			" Average Recall     (AR) @[ IoU=0.50:0.95 | area=   all | maxDets=  1 ] = 0.300\n",
+			" Average Recall     (AR) @[ IoU=0.50:0.95 | area= large | maxDets=100 ] = 1.000\n",
+		} {
+			if !strings.Contains(out, want) {
+				t.Errorf("%s: output lacks %q:\n%s", typ, want, out)
+			}
+		}
+		if n := strings.Count(out, "\n"); n != 13 {
+			t.Errorf("%s: %d lines, want 13:\n%s", typ, n, out)
+		}
+		b, err := os.ReadFile(statsPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]float64
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%s: %v", statsPath, err)
+		}
+		if len(m) != 12 || math.Abs(m["AP"]-.65) > 1e-9 || math.Abs(m["AP75"]-.5) > 1e-9 || m["APs"] != -1 || math.Abs(m["AR1"]-.3) > 1e-9 {
+			t.Errorf("%s: stats file %s", typ, b)
+		}
+	}
+}
+
+func TestCLIEvalCOCOErrors(t *testing.T) {
+	gtPath, dtPath := cocoEvalFiles(t)
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	unknownImage := write("unknown.json", `[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1},
+		{"image_id": 7, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]`)
+	truncated := write("truncated.json", `[{"image_id": 1, "category_id": 1, "bbox": [0, 0,`)
+	boxOnly := write("boxes.json", `[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1}]`)
+	shortBox := write("short.json", `[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 1},
+		{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1], "score": 1}]`)
+	missing := filepath.Join(dir, "missing.json")
+	for _, tc := range []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"missing ground truth", []string{"--gt", missing, "--dt", dtPath}, []string{missing, "no such file"}},
+		{"missing results", []string{"--gt", gtPath, "--dt", missing}, []string{missing, "no such file"}},
+		{"truncated results", []string{"--gt", gtPath, "--dt", truncated}, []string{truncated}},
+		{"bbox of 3 numbers", []string{"--gt", gtPath, "--dt", shortBox}, []string{shortBox, "detection 1", "bbox"}},
+		{"image not in the ground truth", []string{"--gt", gtPath, "--dt", unknownImage}, []string{unknownImage, "detection 1", "image id 7"}},
+		{"segm of box results", []string{"--gt", gtPath, "--dt", boxOnly, "--iou-type", "segm"}, []string{boxOnly, "detection 0", "no segmentation"}},
+		{"iou type", []string{"--gt", gtPath, "--dt", dtPath, "--iou-type", "keypoints"}, []string{"--iou-type", "keypoints"}},
+		{"required flags", []string{"--gt", gtPath}, []string{"required", "dt"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := runCLI(t, append([]string{"eval", "coco"}, tc.args...)...)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestCLIEvalCOCOTiny scores coco-tiny's val ground truth, read in place
+// from the archive in ../shared/data, against itself: AP 1 for boxes and
+// masks (skipped when the archive is absent).
+func TestCLIEvalCOCOTiny(t *testing.T) {
+	archive := filepath.Join("..", "..", "..", "shared", "data", "coco-tiny.tar.gz")
+	if _, err := os.Stat(archive); err != nil {
+		t.Skipf("real data test: %s not present", archive)
+	}
+	gtPath := filepath.Join(archive, "annotations", "instances_val2017.json")
+	gt, err := metrics.ReadCOCOGroundTruth(gtPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dets []metrics.COCODetection
+	for _, a := range gt.Annotations {
+		if !a.IsCrowd {
+			dets = append(dets, metrics.COCODetection{ImageID: a.ImageID, CategoryID: a.CategoryID, BBox: a.BBox[:], Score: 1,
+				Segmentation: &metrics.COCOSegmentation{Size: [2]int{a.Mask.H, a.Mask.W}, Counts: data.EncodeRLEString(a.Mask.Counts)}})
+		}
+	}
+	dtPath := filepath.Join(t.TempDir(), "self.json")
+	if err := metrics.WriteCOCODetections(dtPath, dets); err != nil {
+		t.Fatal(err)
+	}
+	for _, typ := range []string{"bbox", "segm"} {
+		out, _, err := runCLI(t, "eval", "coco", "--gt", gtPath, "--dt", dtPath, "--iou-type", typ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fmt.Sprintf("%s: 80 images, %d detections\n Average Precision  (AP) @[ IoU=0.50:0.95 | area=   all | maxDets=100 ] = 1.000\n", typ, len(dets))
+		if !strings.HasPrefix(out, want) {
+			t.Errorf("output does not begin with %q:\n%s", want, out)
+		}
 	}
 }
