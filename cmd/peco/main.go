@@ -60,6 +60,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(newSweepCmd(stdout, stderr))
 	root.AddCommand(newResultsCmd(stdout))
 	root.AddCommand(newEvalCmd(stdout))
+	root.AddCommand(newDoctorCmd(stdout))
 	return root
 }
 
