@@ -24,6 +24,9 @@ const (
 	CheckpointsDir = "checkpoints"
 	// ImagesDir holds the pictures a task writes.
 	ImagesDir = "images"
+	// LockFile is held by the process writing the run (pid, host, start):
+	// a second writer is refused while it lives.
+	LockFile = "peco.lock"
 )
 
 // Env is what a Task receives to do its work: the compute backend, its run

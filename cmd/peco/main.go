@@ -11,6 +11,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -25,7 +26,6 @@ import (
 	"github.com/spf13/cobra"
 
 	_ "github.com/peco-dev/peco/builtin"
-	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/run"
 	"github.com/peco-dev/peco/plugins/host"
 	"github.com/peco-dev/peco/registry"
@@ -106,8 +106,8 @@ plugin (GPU) in cgo builds.`,
 			opts.Command = os.Args
 			opts.Stdout, opts.Stderr = stdout, stderr
 			dir, err := run.RunExperiment(cmd.Context(), exp, resolved, opts)
-			if err != nil && dir != "" {
-				return fmt.Errorf("run %s failed (recorded in %s/%s): %w", dir, dir, core.MetaFile, err)
+			if rec := (*run.RecordedError)(nil); errors.As(err, &rec) {
+				return fmt.Errorf("run %s failed (recorded in %s): %w", dir, rec.Meta, err)
 			}
 			return err
 		},

@@ -136,6 +136,9 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 		return dir, err
 	}
 	fmt.Fprintf(opts.Stderr, "peco %s: run %s in %s\nbackend: %s\n", Version, exp.Name, dir, desc)
+	if run.Lock.Stale != "" {
+		fmt.Fprintf(opts.Stderr, "%s: %s\n", run.Lock.Path, run.Lock.Stale)
+	}
 	interval := opts.ProgressInterval
 	if interval <= 0 {
 		interval = 10 * time.Second
@@ -153,11 +156,30 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 	if ctx.Err() != nil && runErr != nil {
 		runErr = fmt.Errorf("%w: %v", errCancelled, runErr)
 	}
-	if ferr := run.Finish(runErr); ferr != nil && runErr == nil {
-		runErr = ferr
+	ferr := run.Finish(runErr)
+	switch {
+	case runErr != nil && ferr == nil:
+		return dir, &RecordedError{Meta: filepath.Join(dir, core.MetaFile), Err: runErr}
+	case runErr != nil:
+		return dir, fmt.Errorf("%w (and recording it in %s: %v)", runErr, filepath.Join(dir, core.MetaFile), ferr)
 	}
-	return dir, runErr
+	return dir, ferr
 }
+
+// RecordedError is the error of a run whose failure was recorded in its
+// meta.json (status failed or cancelled, with the error); errors returned
+// by RunExperiment otherwise were found before the run directory was opened
+// (or while recording) and left no record.
+type RecordedError struct {
+	// Meta is the meta.json holding the record.
+	Meta string
+	Err  error
+}
+
+func (e *RecordedError) Error() string { return e.Err.Error() }
+
+// Unwrap returns the run's error.
+func (e *RecordedError) Unwrap() error { return e.Err }
 
 // runTask runs the task, turning a panic (GoMLX reports graph errors by
 // panicking) into an error so that the run records it.

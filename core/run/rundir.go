@@ -55,19 +55,38 @@ type Meta struct {
 type RunDir struct {
 	Dir     string
 	Metrics *MetricsLog
+	// Lock is the run directory's lock, held until Finish.
+	Lock *Lock
 
 	mu   sync.Mutex
 	meta Meta
 }
 
 // CreateRunDir makes a new run directory holding the resolved config and a
-// meta.json with status "running". It refuses a directory that already holds a
-// run (resume it, or choose another directory).
+// meta.json with status "running", and locks it (core.LockFile) until
+// Finish. It refuses a directory that already holds a run (resume it, or
+// choose another directory) and one another process is writing.
 func CreateRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating run directory: %w", err)
+	}
+	lock, err := AcquireLock(dir, meta.Command)
+	if err != nil {
+		return nil, err
+	}
+	r, err := createRunDir(dir, resolvedConfig, meta, lock)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	return r, nil
+}
+
+func createRunDir(dir string, resolvedConfig []byte, meta Meta, lock *Lock) (*RunDir, error) {
 	if _, err := os.Stat(filepath.Join(dir, core.ConfigFile)); err == nil {
 		return nil, fmt.Errorf("run directory %s already holds a run: resume it with --resume or choose another --out", dir)
 	}
-	for _, sub := range []string{"", core.CheckpointsDir, core.ImagesDir} {
+	for _, sub := range []string{core.CheckpointsDir, core.ImagesDir} {
 		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
 			return nil, fmt.Errorf("creating run directory: %w", err)
 		}
@@ -76,13 +95,13 @@ func CreateRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 		return nil, err
 	}
 	meta.Status = StatusRunning
-	return openRunDir(dir, meta)
+	return openRunDir(dir, meta, lock)
 }
 
 // openRunDir writes meta.json (status running) and opens the metrics log.
-func openRunDir(dir string, meta Meta) (*RunDir, error) {
+func openRunDir(dir string, meta Meta, lock *Lock) (*RunDir, error) {
 	meta.Status = StatusRunning
-	r := &RunDir{Dir: dir, meta: meta}
+	r := &RunDir{Dir: dir, meta: meta, Lock: lock}
 	if err := r.writeMeta(); err != nil {
 		return nil, err
 	}
@@ -94,10 +113,28 @@ func openRunDir(dir string, meta Meta) (*RunDir, error) {
 	return r, nil
 }
 
-// ResumeRunDir reopens an existing run directory to continue it. The run's
-// recorded config must equal resolvedConfig: a run is never continued under a
-// different config; the error lists the keys that differ.
+// ResumeRunDir reopens an existing run directory to continue it, locking it
+// (core.LockFile) until Finish; a directory another process is writing is
+// refused. The run's recorded config must equal resolvedConfig: a run is
+// never continued under a different config; the error lists the keys that
+// differ.
 func ResumeRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error) {
+	if _, err := os.Stat(filepath.Join(dir, core.ConfigFile)); err != nil {
+		return nil, fmt.Errorf("resuming %s: no run there to resume: %w", dir, err)
+	}
+	lock, err := AcquireLock(dir, meta.Command)
+	if err != nil {
+		return nil, fmt.Errorf("resuming %s: %w", dir, err)
+	}
+	r, err := resumeRunDir(dir, resolvedConfig, meta, lock)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	return r, nil
+}
+
+func resumeRunDir(dir string, resolvedConfig []byte, meta Meta, lock *Lock) (*RunDir, error) {
 	old, err := os.ReadFile(filepath.Join(dir, core.ConfigFile))
 	if err != nil {
 		return nil, fmt.Errorf("resuming %s: no run there to resume: %w", dir, err)
@@ -120,7 +157,7 @@ func ResumeRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 			return nil, fmt.Errorf("resuming %s: %w", dir, err)
 		}
 	}
-	return openRunDir(dir, meta)
+	return openRunDir(dir, meta, lock)
 }
 
 // Meta returns a copy of the run's metadata.
@@ -163,6 +200,9 @@ func (r *RunDir) Finish(runErr error) error {
 	err := r.writeMeta()
 	if cerr := r.Metrics.Close(); err == nil {
 		err = cerr
+	}
+	if lerr := r.Lock.Release(); err == nil {
+		err = lerr
 	}
 	return err
 }
