@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/peco-dev/peco/sweep"
 )
 
 func runCLI(t *testing.T, args ...string) (string, string, error) {
@@ -136,8 +138,9 @@ func TestShippedConfigsDecode(t *testing.T) {
 	}
 }
 
-// TestShippedSweepsExpand expands every shipped sweep (and its paper scale) without running it: every stage config of every variant
-// must decode.
+// TestShippedSweepsExpand expands every shipped sweep, at its own scale and at
+// every scale it defines (paper, pilot, ...), without running it: every stage
+// config of every variant must decode.
 func TestShippedSweepsExpand(t *testing.T) {
 	files, err := filepath.Glob(filepath.Join("..", "..", "configs", "ablations", "*.yaml"))
 	if err != nil || len(files) < 5 {
@@ -150,9 +153,16 @@ func TestShippedSweepsExpand(t *testing.T) {
 		if err != nil || !strings.Contains(out, "runs (stages shared by cases run once)") {
 			t.Errorf("%s: %v\n%s", p, err, out)
 		}
-		if filepath.Base(p) != "targets.yaml" { // the one sweep without a paper scale
-			if _, _, err := runCLI(t, "sweep", p, "--dry-run", "--set", "scale=paper", "--out", t.TempDir()); err != nil {
-				t.Errorf("%s --set scale=paper: %v", p, err)
+		spec, err := sweep.Load(p, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if len(spec.Scales) == 0 && filepath.Base(p) != "targets.yaml" { // the one sweep without a paper scale
+			t.Errorf("%s defines no scale (paper: the GPU budget)", p)
+		}
+		for name := range spec.Scales {
+			if _, _, err := runCLI(t, "sweep", p, "--dry-run", "--set", "scale="+name, "--out", t.TempDir()); err != nil {
+				t.Errorf("%s --set scale=%s: %v", p, name, err)
 			}
 		}
 	}
