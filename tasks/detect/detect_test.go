@@ -316,3 +316,56 @@ func TestRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedData opens the data of configs/detect/coco_vit.yaml (real COCO
+// in ../shared/data; skipped when absent): 208 training images, 80
+// held-out validation images sharing no image id, the ground truth read
+// from inside the archive, and a real training image's targets.
+func TestSharedData(t *testing.T) {
+	if _, err := os.Stat(filepath.Join("..", "..", "..", "shared", "data", "coco-tiny.tar.gz")); err != nil {
+		t.Skip("real data test: ../shared/data/coco-tiny.tar.gz not present")
+	}
+	if _, err := os.Stat(filepath.Join("..", "..", "..", "shared", "data", "coco128.tar.gz")); err != nil {
+		t.Skip("real data test: ../shared/data/coco128.tar.gz not present")
+	}
+	t.Chdir(filepath.Join("..", "..")) // the config's data paths are relative to the repository
+	exp, _, err := run.LoadExperiment(filepath.Join("configs", "detect", "coco_vit.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := *exp.Task.Config.(*Config)
+	val, err := openVal(cfg.Data.Val, cfg.Data.MaxVal, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	train, err := openTrain(cfg.Data.Train, val)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if train.Len() != 208 || len(val.idx) != 80 || len(train.Classes()) != 80 {
+		t.Fatalf("%d train / %d val images, %d classes; want 208 / 80, 80", train.Len(), len(val.idx), len(train.Classes()))
+	}
+	gt, err := val.groundTruth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := metrics.EvaluateCOCO(gt, nil, metrics.COCOParams{IoUType: "bbox", ImageIDs: val.imageIDs()}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := newStep(&core.Env{Backend: runtest.Backend(t, "cpu"), Seed: 1}, cfg, 80)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := train.Sample(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm, _ := data.NewNormalizer(cfg.Data.Normalize)
+	it, err := st.trainItem(s, data.Full(s.Image.H, s.Image.W), false, norm, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(it.pix) != 160*160*3 || it.t.NumPositive() == 0 || it.maskWeight[0] != 1 {
+		t.Errorf("%s: %d input values, %d positives, mask weights %v", s.Path, len(it.pix), it.t.NumPositive(), it.maskWeight)
+	}
+}
