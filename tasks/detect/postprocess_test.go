@@ -2,6 +2,7 @@ package detect
 
 import (
 	"math"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/peco-dev/peco/core/run/runtest"
 	"github.com/peco-dev/peco/data"
+	"github.com/peco-dev/peco/metrics"
+	"github.com/peco-dev/peco/registry"
 )
 
 // TestLossFunctions checks the focal, GIoU and BCE losses against values
@@ -232,5 +235,82 @@ func TestPasteMask(t *testing.T) {
 	if p := MaskProb([]float32{1, -2}, []float32{0, 0, 1, 0, 1, 1}); math.Abs(float64(p[0]-0.5)) > 1e-6 ||
 		math.Abs(float64(p[1])-1/(1+math.Exp(-1))) > 1e-6 || math.Abs(float64(p[2])-1/(1+math.Exp(1))) > 1e-6 {
 		t.Errorf("MaskProb %v", p)
+	}
+}
+
+// TestOracleAP runs the evaluation chain on perfect predictions: targets
+// of the letterboxed validation images fed back as the head's outputs,
+// decoded, mapped to the original images, masks pasted (a probability of
+// 1 cropped to the box, and the objects are rectangles) and scored: box AP
+// is 1 and mask AP50 is 1.
+func TestOracleAP(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "coco")
+	writeCOCO(t, root, "val", 101, 4)
+	spec := registry.Spec[data.Dataset]{Type: "coco", Config: &data.COCOConfig{Root: root, Images: "val"}}
+	val, err := openVal(spec, 0, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gt, err := val.groundTruth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lv, err := Levels(64, []int{8}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const f, ph = 4, 16
+	ones := make([]float32, ph*ph)
+	for i := range ones {
+		ones[i] = 1
+	}
+	var boxes, masks []metrics.COCODetection
+	for _, i := range val.idx {
+		s, err := val.coco.Sample(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d, lb, err := LetterboxSample(s, data.Full(s.Image.H, s.Image.W), false, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gts []GTBox
+		for _, in := range d.Instances {
+			gts = append(gts, GTBox{X0: in.Box.X, Y0: in.Box.Y, X1: in.Box.X + in.Box.W, Y1: in.Box.Y + in.Box.H, Class: in.Category, Crowd: in.IsCrowd})
+		}
+		tg := Assign(lv, gts, 0)
+		n, k := NumLocations(lv), 2
+		cls, ctr := make([]float32, n*k), make([]float32, n)
+		for j, c := range tg.Class {
+			if c >= 0 {
+				cls[j*k+int(c)], ctr[j] = 1, tg.Centerness[j]
+			}
+		}
+		for _, det := range Decode(lv, cls, ctr, tg.LTRB, k, float32(lb.NW), float32(lb.NH), PostConfig{ScoreThresh: 0.01, TopK: 1000, NMSThresh: 0.6, MaxDets: 100}) {
+			x0, y0 := lb.ToOriginal(det.X0, det.Y0)
+			x1, y1 := lb.ToOriginal(det.X1, det.Y1)
+			seg, err := metrics.MaskSegmentation(PasteMask(ones, ph, ph, f, lb, x0, y0, x1, y1), lb.H, lb.W)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := metrics.COCODetection{ImageID: val.coco.ImageID(i), CategoryID: val.coco.CategoryID(det.Class),
+				BBox: []float64{float64(x0), float64(y0), float64(x1 - x0), float64(y1 - y0)}, Score: float64(det.Score)}
+			boxes = append(boxes, c)
+			c.Segmentation = seg
+			masks = append(masks, c)
+		}
+	}
+	for _, tc := range []struct {
+		iou  string
+		dets []metrics.COCODetection
+		stat string
+	}{{"bbox", boxes, "AP"}, {"segm", masks, "AP50"}} {
+		st, err := metrics.EvaluateCOCO(gt, tc.dets, metrics.COCOParams{IoUType: tc.iou, ImageIDs: val.imageIDs()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v := st.Map()[tc.stat]; math.Abs(v-1) > 1e-9 {
+			t.Errorf("%s %s of perfect predictions = %v, want 1\n%s", tc.iou, tc.stat, v, st)
+		}
 	}
 }
