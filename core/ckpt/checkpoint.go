@@ -5,8 +5,10 @@ package ckpt
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -22,11 +24,21 @@ import (
 
 // A checkpoint file holds every variable of a model.Store (weights, optimizer
 // moments, the global step) and a small JSON state (epoch, position in the
-// data, anything a task needs to continue). Layout: the magic line, an 8-byte
-// little-endian header length, the JSON header, then the variables' raw bytes.
-// Files are written to a temporary name and renamed, so a killed run never
-// leaves a half-written checkpoint.
-const checkpointMagic = "PECO-CHECKPOINT-1\n"
+// data, anything a task needs to continue). Layout: the magic line (it holds
+// the format version), an 8-byte little-endian header length, the JSON
+// header, the variables' raw bytes, then (version 2) the SHA-256 of
+// everything before it, which Load checks: a truncated file or one with a
+// single byte changed is reported (ErrDamaged), never loaded. Version 1 files
+// (no checksum) still load. Files are written to a temporary name and
+// renamed, so a killed run never leaves a half-written checkpoint.
+const (
+	checkpointMagic   = "PECO-CHECKPOINT-2\n"
+	checkpointMagicV1 = "PECO-CHECKPOINT-1\n"
+)
+
+// ErrDamaged is wrapped by Load's error for a file that is not a whole,
+// intact checkpoint (truncated, corrupt, checksum mismatch).
+var ErrDamaged = errors.New("damaged checkpoint")
 
 // Ext is the extension of checkpoint files.
 const Ext = ".ckpt"
@@ -103,49 +115,67 @@ func Save(path string, store *model.Store, step int64, state any) error {
 		return fmt.Errorf("checkpoint %s: encoding header: %w", path, err)
 	}
 	var out bytes.Buffer
-	out.Grow(len(checkpointMagic) + 8 + len(hb) + data.Len())
+	out.Grow(len(checkpointMagic) + 8 + len(hb) + data.Len() + sha256.Size)
 	out.WriteString(checkpointMagic)
 	var n [8]byte
 	binary.LittleEndian.PutUint64(n[:], uint64(len(hb)))
 	out.Write(n[:])
 	out.Write(hb)
 	out.Write(data.Bytes())
+	sum := sha256.Sum256(out.Bytes())
+	out.Write(sum[:])
 	return WriteFileAtomic(path, out.Bytes())
 }
 
-// Load reads a checkpoint file. Errors name the file and, for a
-// damaged file, what is wrong with it.
+// Load reads a checkpoint file, checking its checksum. Errors name the file
+// and, for a damaged file (wrapping ErrDamaged), what is wrong with it.
 func Load(path string) (*Checkpoint, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading checkpoint: %w", err)
 	}
-	if !bytes.HasPrefix(b, []byte(checkpointMagic)) {
-		return nil, fmt.Errorf("checkpoint %s: not a peco checkpoint (bad magic)", path)
+	damaged := func(format string, args ...any) error {
+		return fmt.Errorf("checkpoint %s: %w: %s", path, ErrDamaged, fmt.Sprintf(format, args...))
 	}
-	b = b[len(checkpointMagic):]
+	switch {
+	case bytes.HasPrefix(b, []byte(checkpointMagic)):
+		if len(b) < len(checkpointMagic)+8+sha256.Size {
+			return nil, damaged("truncated (%d bytes)", len(b))
+		}
+		body, sum := b[:len(b)-sha256.Size], b[len(b)-sha256.Size:]
+		if got := sha256.Sum256(body); !bytes.Equal(got[:], sum) {
+			return nil, damaged("checksum mismatch (truncated or corrupt file)")
+		}
+		b = body[len(checkpointMagic):]
+	case bytes.HasPrefix(b, []byte(checkpointMagicV1)):
+		b = b[len(checkpointMagicV1):] // version 1: no checksum
+	case len(b) < len(checkpointMagic) && bytes.HasPrefix([]byte(checkpointMagic), b):
+		return nil, damaged("truncated (%d bytes)", len(b))
+	default:
+		return nil, fmt.Errorf("checkpoint %s: %w: not a peco checkpoint (bad magic)", path, ErrDamaged)
+	}
 	if len(b) < 8 {
-		return nil, fmt.Errorf("checkpoint %s: truncated header", path)
+		return nil, damaged("truncated header")
 	}
 	hl := binary.LittleEndian.Uint64(b[:8])
 	b = b[8:]
 	if uint64(len(b)) < hl {
-		return nil, fmt.Errorf("checkpoint %s: truncated header", path)
+		return nil, damaged("truncated header")
 	}
 	var hdr checkpointHeader
 	if err := json.Unmarshal(b[:hl], &hdr); err != nil {
-		return nil, fmt.Errorf("checkpoint %s: bad header: %w", path, err)
+		return nil, damaged("bad header: %v", err)
 	}
 	data := b[hl:]
 	ck := &Checkpoint{Path: path, Step: hdr.Step, State: hdr.State, Variables: map[string]*tensors.Tensor{}, NotTrainable: map[string]bool{}}
 	for _, v := range hdr.Variables {
 		dt, err := dtypes.DTypeString(v.DType)
 		if err != nil {
-			return nil, fmt.Errorf("checkpoint %s: variable %s: unknown dtype %q", path, v.Path, v.DType)
+			return nil, damaged("variable %s: unknown dtype %q", v.Path, v.DType)
 		}
 		shape := shapes.Make(dt, v.Dims...)
 		if v.Offset < 0 || v.Offset+v.Length > int64(len(data)) || int64(shape.ByteSize()) != v.Length {
-			return nil, fmt.Errorf("checkpoint %s: variable %s: data out of range or size mismatch (file truncated?)", path, v.Path)
+			return nil, damaged("variable %s: data out of range or size mismatch (file truncated?)", v.Path)
 		}
 		t := tensors.FromShape(shape)
 		if err := t.MutableBytes(func(dst []byte) { copy(dst, data[v.Offset:v.Offset+v.Length]) }); err != nil {

@@ -1,6 +1,11 @@
 package ckpt
 
 import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,5 +78,69 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	l, _ := List(dir)
 	if len(l) != 2 || !strings.HasSuffix(l[1], StepPath("", 12)) {
 		t.Errorf("after pruning: %v", l)
+	}
+}
+
+// TestCheckpointChecksum: a truncated checkpoint, or one with any single
+// byte changed, is refused as damaged, naming the file; a version-1 file
+// (no checksum, no trainability) still loads, its RNG state not trainable.
+func TestCheckpointChecksum(t *testing.T) {
+	store := model.NewStore()
+	store.Scope("/model").VariableWithValue("w", [][]float32{{1, 2}, {3, 4}})
+	if err := store.SetRNGStateFromSeed(3); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	p := filepath.Join(dir, "good"+Ext)
+	if err := Save(p, store, 5, map[string]int{"epoch": 1}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := filepath.Join(dir, "bad"+Ext)
+	check := func(what string, b []byte) {
+		t.Helper()
+		if err := os.WriteFile(bad, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Load(bad)
+		if !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), bad) {
+			t.Fatalf("%s: Load = %v, want ErrDamaged naming %s", what, err, bad)
+		}
+	}
+	for _, n := range []int{0, 5, len(checkpointMagic), len(checkpointMagic) + 8, len(raw) / 2, len(raw) - 32, len(raw) - 1} {
+		check(fmt.Sprintf("truncated to %d of %d bytes", n, len(raw)), raw[:n])
+	}
+	for i := range raw {
+		flipped := append([]byte{}, raw...)
+		flipped[i] ^= 0x10
+		check(fmt.Sprintf("byte %d of %d flipped", i, len(raw)), flipped)
+	}
+
+	// Version 1: magic, header length, header, data; no checksum.
+	hl := binary.LittleEndian.Uint64(raw[len(checkpointMagic):])
+	hdr := raw[len(checkpointMagic)+8 : len(checkpointMagic)+8+int(hl)]
+	hdr = bytes.ReplaceAll(hdr, []byte(`,"not_trainable":true`), nil)
+	data := raw[len(checkpointMagic)+8+int(hl) : len(raw)-sha256.Size]
+	var v1 bytes.Buffer
+	v1.WriteString(checkpointMagicV1)
+	binary.Write(&v1, binary.LittleEndian, uint64(len(hdr)))
+	v1.Write(hdr)
+	v1.Write(data)
+	old := filepath.Join(dir, "v1"+Ext)
+	if err := os.WriteFile(old, v1.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := Load(old)
+	if err != nil {
+		t.Fatalf("version-1 checkpoint: %v", err)
+	}
+	if ck.Step != 5 || len(ck.Variables) != 2 || !ck.NotTrainable[rngStatePath] || ck.NotTrainable["/model/w"] {
+		t.Errorf("version-1 checkpoint: step %d, %d variables, not trainable %v", ck.Step, len(ck.Variables), ck.NotTrainable)
+	}
+	if got := tensors.MustCopyFlatData[float32](ck.Variables["/model/w"]); got[3] != 4 {
+		t.Errorf("version-1 checkpoint: w = %v", got)
 	}
 }

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -38,8 +39,11 @@ func (c *LoopConfig) Validate() error {
 	if c.Epochs <= 0 {
 		return fmt.Errorf("epochs must be > 0, got %d", c.Epochs)
 	}
-	if c.LogEvery <= 0 || c.CheckpointEvery < 0 || c.KeepCheckpoints <= 0 {
-		return fmt.Errorf("log_every and keep_checkpoints must be > 0, checkpoint_every >= 0")
+	if c.LogEvery <= 0 || c.CheckpointEvery < 0 {
+		return fmt.Errorf("log_every must be > 0, checkpoint_every >= 0")
+	}
+	if c.KeepCheckpoints < 2 {
+		return fmt.Errorf("keep_checkpoints must be >= 2 (a damaged newest checkpoint needs an older one to resume from), got %d", c.KeepCheckpoints)
 	}
 	if c.NaNPolicy != "" && c.NaNPolicy != NaNStop && c.NaNPolicy != NaNSkipStep {
 		return fmt.Errorf("nan_policy must be %s or %s, got %q", NaNStop, NaNSkipStep, c.NaNPolicy)
@@ -104,18 +108,15 @@ func (l *Loop) Restore() (LoopState, error) {
 	if !l.Env.Resume {
 		return st, nil
 	}
-	p, err := ckpt.Latest(l.Env.Path(core.CheckpointsDir))
+	ck, err := l.newestIntact()
 	if err != nil {
 		return st, err
 	}
-	if p == "" {
+	if ck == nil {
 		l.Env.Printf("resume: no checkpoint yet, starting from the beginning\n")
 		return st, l.Env.Record.Rewind(-1)
 	}
-	ck, err := ckpt.Load(p)
-	if err != nil {
-		return st, err
-	}
+	p := ck.Path
 	if err := ck.DecodeState(&st); err != nil {
 		return st, err
 	}
@@ -139,6 +140,58 @@ func (l *Loop) Restore() (LoopState, error) {
 	}
 	l.Env.Printf("resumed from %s (step %d, epoch %d, batch %d)\n", p, st.Step, st.Epoch, st.Batch)
 	return st, l.Env.Record.Rewind(st.Step)
+}
+
+// newestIntact loads the newest intact checkpoint of the run: the newest
+// step-*.ckpt, else last.ckpt (a copy of the final step), else the older
+// step checkpoints, newest first, else best.ckpt. A damaged one (truncated,
+// corrupt: ckpt.ErrDamaged) is reported, renamed to NAME.damaged (kept for
+// inspection, out of the resume and pruning) and passed over. It returns nil
+// when the run has no checkpoint.
+func (l *Loop) newestIntact() (*ckpt.Checkpoint, error) {
+	dir := l.Env.Path(core.CheckpointsDir)
+	steps, err := ckpt.List(dir)
+	if err != nil {
+		return nil, err
+	}
+	var cands []string
+	for i := len(steps) - 1; i >= 0; i-- {
+		cands = append(cands, steps[i])
+	}
+	last := filepath.Join(dir, "last"+ckpt.Ext)
+	if len(cands) > 0 {
+		cands = append(cands[:1], append([]string{last}, cands[1:]...)...)
+	} else {
+		cands = append(cands, last)
+	}
+	cands = append(cands, filepath.Join(dir, "best"+ckpt.Ext))
+	var damaged []string
+	for _, p := range cands {
+		if _, err := os.Stat(p); os.IsNotExist(err) {
+			continue
+		}
+		ck, err := ckpt.Load(p)
+		if err == nil {
+			if len(damaged) > 0 {
+				l.Env.Printf("resume: falling back to %s (step %d)\n", p, ck.Step)
+			}
+			return ck, nil
+		}
+		if !errors.Is(err, ckpt.ErrDamaged) {
+			return nil, fmt.Errorf("resume: %w", err)
+		}
+		aside := p + ".damaged"
+		if rerr := os.Rename(p, aside); rerr != nil {
+			return nil, fmt.Errorf("resume: %v; moving it aside: %w", err, rerr)
+		}
+		l.Env.Printf("resume: %v; moved to %s, trying an older checkpoint\n", err, aside)
+		damaged = append(damaged, p)
+	}
+	if len(damaged) > 0 {
+		return nil, fmt.Errorf("resume: every checkpoint of %s is damaged (%s, moved to *.damaged): nothing intact to continue from; start the run again in another directory",
+			l.Env.Dir, strings.Join(damaged, ", "))
+	}
+	return nil, nil
 }
 
 // Run trains from state st to the end.

@@ -3,6 +3,7 @@ package run
 import (
 	"context"
 	"errors"
+	"io"
 	"path/filepath"
 	"testing"
 
@@ -18,6 +19,12 @@ import (
 // the context when that step (0-based, global) is about to run.
 func loopRun(t *testing.T, dir string, resume bool, scores []float64, cancelAt int64) (LoopState, error) {
 	t.Helper()
+	return loopRunOut(t, dir, resume, scores, cancelAt, nil)
+}
+
+// loopRunOut is loopRun with the loop's messages written to out.
+func loopRunOut(t *testing.T, dir string, resume bool, scores []float64, cancelAt int64, out io.Writer) (LoopState, error) {
+	t.Helper()
 	cfg := []byte("seed: 0\ntask: {type: test}\n")
 	var rd *RunDir
 	var err error
@@ -32,7 +39,7 @@ func loopRun(t *testing.T, dir string, resume bool, scores []float64, cancelAt i
 	defer rd.Finish(nil)
 	store := model.NewStore()
 	counter := store.Scope("/model").VariableWithValue("steps", []float32{0})
-	env := &core.Env{Dir: dir, Record: rd, Resume: resume}
+	env := &core.Env{Dir: dir, Record: rd, Resume: resume, Out: out}
 	loop := &Loop{Config: LoopConfig{Epochs: len(scores), LogEvery: 1, KeepCheckpoints: 2}, Env: env, Store: store, StepsPerEpoch: 3, BatchSize: 1}
 	st, err := loop.Restore()
 	if err != nil {
