@@ -22,6 +22,8 @@ import (
 	"github.com/peco-dev/peco/backbones/vit"
 	"github.com/peco-dev/peco/configs"
 	"github.com/peco-dev/peco/core"
+	"github.com/peco-dev/peco/cpu"
+	"github.com/peco-dev/peco/cpu/gemm"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/losses"
 	"github.com/peco-dev/peco/optim"
@@ -63,6 +65,18 @@ type Workload struct {
 	// and pinned as any plugin: $PECO_PLUGIN_PATH, ./plugins.d,
 	// ./plugins.lock).
 	Loss string
+	// Online makes the MIM step compute its targets itself: the tokens
+	// target's tokenizer (a VQ-VAE of the registry's defaults with Vocab
+	// codes, frozen at its initialisation) runs inside the step, instead of
+	// random ids given as precomputed tokens.
+	Online bool
+	// Optional workloads are run only when named (`peco bench` without
+	// names runs the others): the scaling and loss-variant ones.
+	Optional bool
+	// GEMM > 0 makes the workload one GEMM x GEMM x GEMM float32 matrix
+	// product through the project's matmul (gemm.MatMulFloat32), no graph:
+	// the large-GEMM reference for the machine's peak. Batch is 1.
+	GEMM int
 }
 
 // Workloads lists the benchmarked workloads by name.
@@ -72,15 +86,33 @@ var Workloads = map[string]Workload{
 	"mim-tiny4-4l-b32": {Name: "mim-tiny4-4l-b32", Doc: "MIM step, ViT-Tiny/4 32px, 4 layers, vocab 1024, 26/64 masked, batch 32",
 		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim"},
 	"mim-tiny4-4l-b32-focal": {Name: "mim-tiny4-4l-b32-focal", Doc: "mim-tiny4-4l-b32 with the built-in focal loss (gamma 2)",
-		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Loss: "focal"},
+		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Loss: "focal", Optional: true},
 	"mim-tiny4-4l-b32-plugin-focal": {Name: "mim-tiny4-4l-b32-plugin-focal", Doc: "mim-tiny4-4l-b32 with the focal loss plugin (plugins/examples/focal-loss, gamma 2): the plugin's per-step overhead",
-		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Loss: "plugin:focal"},
+		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Loss: "plugin:focal", Optional: true},
 	"mim-tiny4-4l-b32-cifar10": {Name: "mim-tiny4-4l-b32-cifar10", Doc: "mim-tiny4-4l-b32 fed real CIFAR-10 training batches (cifar10.tar.gz, data pipeline)",
 		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Data: "cifar10.tar.gz", Peer: "mim"},
 	"finetune-tiny4-12l-b64": {Name: "finetune-tiny4-12l-b64", Doc: "fine-tuning step, ViT-Tiny/4 32px, 12 layers, 10-way head, batch 64",
 		Batch: 64, Layers: 12, Dim: 192, Heads: 3, Patch: 4, Image: 32, Classes: 10, Peer: "finetune"},
 	"tokenizer-cifar10-b64": {Name: "tokenizer-cifar10-b64", Doc: "tokenizer step of configs/tokenizer/cifar10_peco.yaml (VQ-VAE f4, 512 codes, L1 + VQ + MobileNet V2 perceptual), batch 64",
 		Batch: 64, Image: 32, TokenizerConfig: "tokenizer/cifar10_peco.yaml", Peer: "tokenizer"},
+	"tokenizer-cifar10-64px-b32": {Name: "tokenizer-cifar10-64px-b32", Doc: "tokenizer-cifar10-b64's step on 64px images (MobileNet V2 at 64px, its usual strides: taps at 32, 16, 8 and 4 px), batch 32",
+		Batch: 32, Image: 64, TokenizerConfig: "tokenizer/cifar10_peco.yaml", Peer: "tokenizer"},
+	"tokenizer-dvae-cifar10-b64": {Name: "tokenizer-dvae-cifar10-b64", Doc: "tokenizer step of configs/tokenizer/cifar10_dvae.yaml (dVAE f4, 512 codes, Gumbel-softmax, logit-Laplace + KL), batch 64; no peer",
+		Batch: 64, Image: 32, TokenizerConfig: "tokenizer/cifar10_dvae.yaml"},
+	"mim-tiny4-4l-b32-online": {Name: "mim-tiny4-4l-b32-online", Doc: "mim-tiny4-4l-b32 with its targets computed in the step by a frozen VQ-VAE tokenizer (f4, width 64, 1024 codes)",
+		Batch: 32, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Online: true, Peer: "mim-online"},
+	"gemm-2048": {Name: "gemm-2048", Doc: "one 2048^3 float32 matrix product through cpu/gemm (no graph): the measured peak",
+		Batch: 1, GEMM: 2048, Peer: "gemm"},
+}
+
+// The scaling workloads: mim-tiny4-4l at batch 64, 128 and 256 (with
+// mim-tiny4-4l-b32, batch 32).
+func init() {
+	for _, b := range []int{64, 128, 256} {
+		name := fmt.Sprintf("mim-tiny4-4l-b%d", b)
+		Workloads[name] = Workload{Name: name, Doc: fmt.Sprintf("mim-tiny4-4l-b32 at batch %d (scaling)", b),
+			Batch: b, Layers: 4, Dim: 192, Heads: 3, Patch: 4, Image: 32, Vocab: 1024, Masked: 26, Peer: "mim", Optional: true}
+	}
 }
 
 // Names lists the workload names, sorted.
@@ -93,6 +125,18 @@ func Names() []string {
 		out = append(out, n)
 	}
 	sort.Strings(out)
+	return out
+}
+
+// DefaultNames lists, sorted, the workloads `peco bench` runs when none is
+// named: all but the optional ones (scaling, loss variants).
+func DefaultNames() []string {
+	var out []string
+	for _, n := range Names() {
+		if !Workloads[n].Optional {
+			out = append(out, n)
+		}
+	}
 	return out
 }
 
@@ -109,6 +153,27 @@ type Result struct {
 	MaxRSSMiB  float64 `json:"max_rss_mib,omitempty"`
 	Loss       float64 `json:"loss,omitempty"`
 	Note       string  `json:"note,omitempty"`
+	// Round is the alternating round of `peco bench --rounds` the result
+	// belongs to (0-based); Threads the threads the child ran with.
+	Round   int `json:"round"`
+	Threads int `json:"threads,omitempty"`
+	// FLOPsPerStep is the step's floating-point operations as the cpu
+	// backend counts them from the compiled graph (Backend.FLOPs: matmuls
+	// and convolutions, forward and backward as the training graph has
+	// them; element-wise ops not counted), 0 on other backends.
+	FLOPsPerStep float64 `json:"flops_per_step,omitempty"`
+	// Ops is where the timed steps' time went per op kind (cpu backend with
+	// the profile option), summed over the Iters timed steps.
+	Ops []cpu.OpTime `json:"ops,omitempty"`
+}
+
+// flopCounter is a backend that counts the FLOPs it executes (cpu).
+type flopCounter interface{ FLOPs() int64 }
+
+// opProfiler is a backend that times its ops (cpu with the profile option).
+type opProfiler interface {
+	OpTimes() []cpu.OpTime
+	ResetOpProfile()
 }
 
 // Files locates the shared files that the real-data and tokenizer
@@ -139,6 +204,9 @@ func RunStep(backend compute.Backend, w Workload, files Files, warmup, iters int
 	res := Result{Workload: w.Name, Impl: "peco", Backend: backend.Name(), Batch: w.Batch, Iters: iters}
 	var step func() (float64, error)
 	var err error
+	if w.GEMM > 0 {
+		return runGEMM(w, warmup, iters), nil
+	}
 	if w.TokenizerConfig != "" {
 		step, err = tokenizerStep(backend, w, files)
 	} else {
@@ -160,6 +228,15 @@ func RunStep(backend compute.Backend, w Workload, files Files, warmup, iters int
 			res.CompileSec = time.Since(t0).Seconds()
 		}
 	}
+	prof, _ := backend.(opProfiler)
+	if prof != nil {
+		prof.ResetOpProfile()
+	}
+	fc, _ := backend.(flopCounter)
+	var flops0 int64
+	if fc != nil {
+		flops0 = fc.FLOPs()
+	}
 	var times []float64
 	for i := 0; i < iters; i++ {
 		t := time.Now()
@@ -170,10 +247,43 @@ func RunStep(backend compute.Backend, w Workload, files Files, warmup, iters int
 		times = append(times, time.Since(t).Seconds())
 		res.Loss = loss
 	}
-	sort.Float64s(times)
-	res.SecPerStep = times[len(times)/2]
+	if fc != nil && iters > 0 {
+		res.FLOPsPerStep = float64(fc.FLOPs()-flops0) / float64(iters)
+	}
+	if prof != nil {
+		res.Ops = prof.OpTimes()
+	}
+	res.SecPerStep = Median(times)
 	res.ImgPerSec = float64(w.Batch) / res.SecPerStep
 	return res, nil
+}
+
+// runGEMM times w.GEMM^3 float32 matrix products C = A B through
+// gemm.MatMulFloat32 on random A and B; FLOPsPerStep is 2 w.GEMM^3.
+func runGEMM(w Workload, warmup, iters int) Result {
+	n := w.GEMM
+	r := rand.New(rand.NewPCG(0, 1))
+	a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
+	for i := range a {
+		a[i], b[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+	}
+	res := Result{Workload: w.Name, Impl: "peco", Backend: "cpu/gemm", Batch: 1, Iters: iters,
+		FLOPsPerStep: 2 * float64(n) * float64(n) * float64(n)}
+	t0 := time.Now()
+	for range max(warmup, 1) {
+		gemm.MatMulFloat32(1, n, n, n, a, false, b, false, c)
+	}
+	res.CompileSec = time.Since(t0).Seconds() / float64(max(warmup, 1))
+	var times []float64
+	for range iters {
+		t := time.Now()
+		gemm.MatMulFloat32(1, n, n, n, a, false, b, false, c)
+		times = append(times, time.Since(t).Seconds())
+	}
+	res.SecPerStep = Median(times)
+	res.ImgPerSec = 1 / res.SecPerStep
+	res.Loss = float64(c[0])
+	return res
 }
 
 // vitStep builds the MIM or fine-tuning step of a ViT workload: the MIM
@@ -238,7 +348,7 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 		if err != nil {
 			return nil, done, err
 		}
-		ts, err := mim.NewTrainStep(&core.Env{Backend: backend, Dir: logDir}, cfg, 1000, true)
+		ts, err := mim.NewTrainStep(&core.Env{Backend: backend, Dir: logDir}, cfg, 1000, !w.Online)
 		if err != nil {
 			os.RemoveAll(logDir)
 			return nil, done, err
@@ -257,11 +367,19 @@ func vitStep(backend compute.Backend, w Workload, files Files) (step func() (flo
 			if err != nil {
 				return 0, err
 			}
-			b := mim.Batch{B: w.Batch, Images: pix, Tokens: make([]int32, w.Batch*np)}
+			b := mim.Batch{B: w.Batch, Images: pix}
+			if w.Online {
+				// The tokenizer's views: random too, at its size.
+				b.View = randomImages(r, Workload{Batch: w.Batch, Image: ts.ViewSize})
+			} else {
+				b.Tokens = make([]int32, w.Batch*np)
+			}
 			for j := range w.Batch {
 				b.Mask = append(b.Mask, ts.Masker.Mask(r)...)
 				for k := range np {
-					b.Tokens[j*np+k] = int32(r.IntN(w.Vocab))
+					if b.Tokens != nil {
+						b.Tokens[j*np+k] = int32(r.IntN(w.Vocab))
+					}
 				}
 			}
 			m, err := ts.Run(b, i)
@@ -348,6 +466,18 @@ func tokenizerStep(backend compute.Backend, w Workload, files Files) (func() (fl
 	if err != nil {
 		return nil, err
 	}
+	if w.Image != cfg.Data.Augment.Size {
+		// Another image size: the perceptual network sees it at its own
+		// size too (its usual strides).
+		cfg.Data.Augment.Size = w.Image
+		for _, l := range cfg.Losses {
+			if pc, ok := l.Config.(*losses.PerceptualConfig); ok {
+				if mc, ok := pc.Network.Config.(*mobilenet.Config); ok {
+					mc.ImageSize = w.Image
+				}
+			}
+		}
+	}
 	ts, err := tokenizer.NewTrainStep(backend, *cfg, 0)
 	if err != nil {
 		return nil, err
@@ -376,8 +506,20 @@ func tokenizerStep(backend compute.Backend, w Workload, files Files) (func() (fl
 // name (a path under configs/) and points its weight files under
 // ../shared/weights (the perceptual network's) to weightsDir, checking that
 // they exist.
+//
+// Configs that build on others (`_base_`, which configs.Load refuses) are
+// read from the configs/ folder of the working directory (`peco bench` runs
+// from the repository root) or, for tests, of its parent.
 func TokenizerConfig(name, weightsDir string) (*tokenizer.Config, error) {
 	tree, err := configs.Load(name)
+	if err != nil && strings.Contains(err.Error(), "_base_") {
+		for _, dir := range []string{"configs", filepath.Join("..", "configs")} {
+			if _, serr := os.Stat(filepath.Join(dir, name)); serr == nil {
+				tree, err = registry.LoadFile(filepath.Join(dir, name))
+				break
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -417,27 +559,33 @@ func randomImages(r *rand.Rand, w Workload) []float32 {
 	return pix
 }
 
-// Table renders results as a Markdown table with ours/peer ratios.
+// Table renders results as a Markdown table, one row per child process,
+// with each of our results' ratio ours/peer against the peer's result of the
+// same workload, round and thread count.
 func Table(results []Result) string {
 	var b strings.Builder
-	b.WriteString("| workload | impl | batch | s/step | img/s | ratio ours/peer | peak RSS MiB | compile s |\n|---|---|---|---|---|---|---|---|\n")
-	peer := map[string]float64{}
+	b.WriteString("| workload | round | threads | impl | batch | s/step | img/s | ratio ours/peer | peak RSS MiB | compile s |\n|---|---|---|---|---|---|---|---|---|---|\n")
+	type key struct {
+		w        string
+		round, t int
+	}
+	peer := map[key]float64{}
 	for _, r := range results {
 		if r.Impl != "peco" && r.ImgPerSec > 0 {
-			peer[r.Workload] = r.ImgPerSec
+			peer[key{r.Workload, r.Round, r.Threads}] = r.ImgPerSec
 		}
 	}
 	for _, r := range results {
 		ratio := ""
-		if p, ok := peer[r.Workload]; ok && r.Impl == "peco" && r.ImgPerSec > 0 {
+		if p, ok := peer[key{r.Workload, r.Round, r.Threads}]; ok && r.Impl == "peco" && r.ImgPerSec > 0 {
 			ratio = fmt.Sprintf("%.2fx", r.ImgPerSec/p)
 		}
 		impl := r.Impl
 		if r.Impl == "peco" && r.Backend != "" {
-			impl += " (" + r.Backend + " backend)"
+			impl += " (" + r.Backend + ")"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %.3f | %.1f | %s | %.0f | %.1f |\n",
-			r.Workload, impl, r.Batch, r.SecPerStep, r.ImgPerSec, ratio, r.MaxRSSMiB, r.CompileSec)
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %d | %.3f | %.1f | %s | %.0f | %.1f |\n",
+			r.Workload, r.Round+1, r.Threads, impl, r.Batch, r.SecPerStep, r.ImgPerSec, ratio, r.MaxRSSMiB, r.CompileSec)
 	}
 	return b.String()
 }

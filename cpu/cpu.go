@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"runtime"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -37,6 +38,9 @@ type Backend struct {
 	// noFusion (option "nofuse") runs element-wise chains op by op, for
 	// comparisons.
 	noFusion bool
+	// flops counts the floating-point operations of the executions run so
+	// far (see FLOPs).
+	flops atomic.Int64
 }
 
 var _ compute.Backend = (*Backend)(nil)
@@ -59,6 +63,15 @@ func New(config string) (*Backend, error) {
 	}
 	return b, nil
 }
+
+// FLOPs returns the floating-point operations of all executions the backend
+// has run, counted from each compiled graph's matmuls (2*M*N*K per batch
+// entry) and convolutions (2 x output elements x taps x input channels per
+// group, the zeros of an input dilation included); element-wise ops,
+// reductions and data movement are not counted. The difference over a
+// training step is the step's FLOPs, forward and backward as the graph has
+// them (see Executable.FLOPs).
+func (b *Backend) FLOPs() int64 { return b.flops.Load() }
 
 // Name returns "cpu".
 func (b *Backend) Name() string { return BackendName }

@@ -26,6 +26,10 @@ type Executable struct {
 	uses   map[*node]int
 	pinned map[*node]bool
 
+	// flops is the floating-point operations of one execution (matmuls and
+	// convolutions; see Backend.FLOPs).
+	flops int64
+
 	mu   sync.Mutex
 	pool map[poolKey][]any
 }
@@ -67,6 +71,7 @@ func newExecutable(b *Builder) (*Executable, error) {
 	}
 	for _, n := range order {
 		e.nodes = append(e.nodes, n)
+		e.flops += n.flops
 		r := n
 		if n.alias {
 			r = e.root[n.inputs[0]]
@@ -81,6 +86,12 @@ func newExecutable(b *Builder) (*Executable, error) {
 	}
 	return e, nil
 }
+
+// FLOPs returns the floating-point operations one execution does, counted
+// over the compiled graph's matmuls (2*M*N*K per batch entry) and
+// convolutions (2 x output elements x taps x input channels per group);
+// element-wise ops, reductions and data movement are not counted.
+func (e *Executable) FLOPs() int64 { return e.flops }
 
 // Finalize releases the pooled buffers.
 func (e *Executable) Finalize() {
@@ -186,7 +197,7 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 			}
 			err := n.run(out, ins)
 			if prof != nil {
-				prof.add(n.opName(), n.shape.Size(), time.Since(start))
+				prof.add(n.opName(), n.shape.Size(), n.flops, time.Since(start))
 			}
 			if err != nil {
 				return nil, fmt.Errorf("cpu backend: graph %q, node #%d (%s -> %s): %w", e.name, n.id, n.op, n.shape, err)
@@ -210,6 +221,7 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 			b.finalized, b.flat = true, nil
 		}
 	}
+	e.backend.flops.Add(e.flops)
 	outs := make([]compute.Buffer, len(e.outputs))
 	given := map[*node]bool{}
 	for i, o := range e.outputs {

@@ -33,13 +33,22 @@ type node struct {
 	constant any
 	// fusedOps names the ops a fused element-wise kernel runs (see fuse.go).
 	fusedOps []string
+	// flops is the number of floating-point operations one run of the node
+	// does, counted for matmuls and convolutions only (see Backend.FLOPs).
+	flops int64
+	// label, when set, names the node in profiles instead of its op (the
+	// variants of ConvGeneral).
+	label string
 }
 
-// opName names the node's op for profiles: the op, or "Fused" for a fused
-// element-wise kernel.
+// opName names the node's op for profiles: the op, "Fused" for a fused
+// element-wise kernel, or the node's label.
 func (n *node) opName() string {
 	if n.fusedOps != nil {
 		return "Fused"
+	}
+	if n.label != "" {
+		return n.label
 	}
 	return n.op.String()
 }

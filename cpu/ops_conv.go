@@ -88,6 +88,17 @@ func (f *Function) ConvGeneral(input, kernel compute.Value, axes compute.Convolv
 	if err != nil {
 		return nil, err
 	}
+	// 2 x output elements x (taps x input channels per group); the zeros an
+	// input dilation inserts are multiplied, so they count.
+	out.flops = 2 * int64(canon.Size()) * int64(prod(p.KernelSpatial)) * int64(p.Channels/channelGroupCount)
+	switch {
+	case channelGroupCount > 1 || batchGroupCount > 1:
+		out.label = "ConvGeneral/grouped"
+	case anyAbove1(inputDilations):
+		out.label = "ConvGeneral/input-dilated"
+	default:
+		out.label = "ConvGeneral/forward"
+	}
 	outPerm := make([]int, rank)
 	outPerm[axes.OutputBatch] = 0
 	for d, a := range axes.OutputSpatial {
@@ -166,6 +177,9 @@ func (f *Function) convKernelGrad(in, k *node, shape shapes.Shape, axes compute.
 	if err != nil {
 		return nil, err
 	}
+	// 2 x kernel elements x (batch x output positions of the forward conv).
+	out.flops = 2 * int64(canon.Size()) * int64(p.Batch) * int64(prod(p.OutSpatial))
+	out.label = "ConvGeneral/kernel-grad"
 	// Output axis a is canonical axis outPerm[a].
 	outPerm := make([]int, rank)
 	for d, a := range axes.OutputSpatial {
@@ -177,4 +191,21 @@ func (f *Function) convKernelGrad(in, k *node, shape shapes.Shape, axes compute.
 		return out, nil
 	}
 	return f.transpose(out, outPerm)
+}
+
+func prod(s []int) int {
+	p := 1
+	for _, d := range s {
+		p *= d
+	}
+	return p
+}
+
+func anyAbove1(s []int) bool {
+	for _, v := range s {
+		if v > 1 {
+			return true
+		}
+	}
+	return false
 }

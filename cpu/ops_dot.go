@@ -77,7 +77,13 @@ func (f *Function) DotGeneral(lhs compute.Value, lhsContractingAxes, lhsBatchAxe
 	dot, err := f.add(compute.OpTypeDotGeneral, shape, []*node{l, r}, func(out any, ins []any) error {
 		return matmul(batch, m, n, k, ins[0], transA, ins[1], transB, out)
 	})
-	if err != nil || outDType == shape.DType {
+	if err != nil {
+		return nil, err
+	}
+	if dt := shape.DType; dt == dtypes.Float32 || dt == dtypes.Float64 {
+		dot.flops = 2 * int64(batch) * int64(m) * int64(n) * int64(k)
+	}
+	if outDType == shape.DType {
 		return dot, err
 	}
 	return f.ConvertDType(dot, outDType)

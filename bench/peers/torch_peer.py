@@ -5,11 +5,14 @@ images, AdamW, float32). Run with Debian's python3-torch:
     /usr/bin/python3 bench/peers/torch_peer.py MODE LAYERS BATCH WARMUP ITERS [ARCHIVE]
 
 MODE is mim (vocab 1024, 26 of 64 patches masked, head on masked positions only),
-finetune (10-way head on mean-pooled patch tokens) or tokenizer (the PeCo VQ-VAE
-step of configs/tokenizer/cifar10_peco.yaml; LAYERS is ignored). With ARCHIVE (an
+mim-online (mim with its targets computed in the step by a frozen VQ-VAE encoder
+and nearest-codeword assignment, 1024 codes), finetune (10-way head on mean-pooled
+patch tokens), tokenizer (the PeCo VQ-VAE step of configs/tokenizer/cifar10_peco.yaml
+on IMAGE x IMAGE images, env IMAGE, default 32; LAYERS is ignored) or gemm (one
+LAYERS x LAYERS x LAYERS float32 torch.mm; BATCH is ignored). With ARCHIVE (an
 ImageFolder .tar.gz such as cifar10.tar.gz), mim and finetune train on its real
-training images, decoded with PIL each step, instead of fixed random ones.
-Prints one JSON line."""
+training images, decoded with PIL each step, instead of fixed random ones. Threads:
+env THREADS (default all CPUs). Prints one JSON line."""
 import io, json, math, os, random, resource, sys, tarfile, time
 import torch, torch.nn as nn, torch.nn.functional as F
 
@@ -275,10 +278,10 @@ class VQVAE(nn.Module):
         return s.dec(st.view(b, h, w, d).permute(0, 3, 1, 2)), z, zq
 
 
-def tokenizer_step_fn(B):
+def tokenizer_step_fn(B, size=32):
     tok, net = VQVAE(), MobileNetV2Stages().eval()
     opt = torch.optim.AdamW(tok.parameters(), lr=1e-3, weight_decay=0.0)
-    x = torch.rand(B, 3, 32, 32) * 2 - 1
+    x = torch.rand(B, 3, size, size) * 2 - 1
     pending = [True]
 
     def step():
@@ -298,7 +301,22 @@ def tokenizer_step_fn(B):
     return step
 
 
+def gemm_step_fn(n):
+    a, b, c = torch.randn(n, n), torch.randn(n, n), torch.empty(n, n)
+
+    def step():
+        torch.mm(a, b, out=c)
+        return float(c[0, 0])
+    return step
+
+
 def vit_step_fn(mode, layers, B, archive):
+    online = mode == "mim-online"
+    if online:
+        mode = "mim"
+        tok = VQVAE(); tok.quant = Quantizer(k=1024); tok.eval()
+        for p in tok.parameters():
+            p.requires_grad_(False)
     out = 1024 if mode == "mim" else 10
     model = ViT(192, layers, 3, out, 32, 4)
     opt = torch.optim.AdamW(model.parameters(), lr=1.5e-3, weight_decay=0.05)
@@ -309,9 +327,15 @@ def vit_step_fn(mode, layers, B, archive):
 
     def step():
         xb = data.batch(B) if data else x
+        tg = tgt
+        if online:  # the targets: nearest codewords of the frozen encoder's vectors
+            with torch.no_grad():
+                z, _ = tok.encode(xb)
+                cb = tok.quant.codebook
+                tg = ((z * z).sum(1, keepdim=True) - 2 * z @ cb.t() + (cb * cb).sum(1)[None]).argmin(1).view(B, -1)
         if mode == "mim":
             t = model.tokens(xb, m)[:, 1:]
-            loss = F.cross_entropy(model.head(t[m]), tgt[m])
+            loss = F.cross_entropy(model.head(t[m]), tg[m])
         else:
             loss = F.cross_entropy(model.head(model.tokens(xb)[:, 1:].mean(1)), labels)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
@@ -325,11 +349,13 @@ def main():
     threads = int(os.environ.get("THREADS", str(os.cpu_count())))
     torch.set_num_threads(threads); torch.manual_seed(0)
     if mode == "tokenizer":
-        step = tokenizer_step_fn(B)
-    elif mode in ("mim", "finetune"):
+        step = tokenizer_step_fn(B, int(os.environ.get("IMAGE", "32")))
+    elif mode == "gemm":
+        step, B = gemm_step_fn(layers), 1
+    elif mode in ("mim", "mim-online", "finetune"):
         step = vit_step_fn(mode, layers, B, archive)
     else:
-        raise SystemExit(f"unknown mode {mode!r}: mim, finetune or tokenizer")
+        raise SystemExit(f"unknown mode {mode!r}: mim, mim-online, finetune, tokenizer or gemm")
 
     t0 = time.perf_counter()
     for _ in range(max(warmup, 1)):
