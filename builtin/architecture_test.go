@@ -21,7 +21,7 @@ func TestComponentsLinkNoBackend(t *testing.T) {
 	for _, pkg := range []string{
 		"core", "core/run", "core/ckpt", "registry", "data", "optim", "losses", "targets", "tokenizers",
 		"backbones/vit", "backbones/conv", "backbones/mobilenet",
-		"tasks/tokenizer", "tasks/mim", "tasks/classify", "tasks/probe", "tasks/plugintask", "tasks/split", "tasks/segment", "metrics",
+		"tasks/tokenizer", "tasks/mim", "tasks/classify", "tasks/probe", "tasks/plugintask", "tasks/split", "tasks/segment", "tasks/detect", "metrics",
 		"plugins/host", "plugins/sdk", "sweep", "builtin", "bench",
 	} {
 		out, err := exec.Command(goBin, "list", "-deps", mod+pkg).CombinedOutput()
