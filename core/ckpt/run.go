@@ -292,8 +292,26 @@ func (r *Run) LoadAdapted(store *model.Store, from, to string, adapter core.Posi
 // hasScope fails when the run's checkpoint holds nothing under scope,
 // naming the run's task.
 func (r *Run) hasScope(ck *Checkpoint, scope string) error {
-	if !ck.HasScope(scope) {
-		return fmt.Errorf("run %s (task %q): checkpoint %s holds no variables under %s", r.Ref, r.TaskType(), r.Checkpoint, scope)
+	if ck.HasScope(scope) {
+		return nil
 	}
-	return nil
+	var held []string
+	seen := map[string]bool{}
+	for p := range ck.Variables {
+		top := "/" + strings.SplitN(strings.TrimPrefix(p, "/"), "/", 2)[0]
+		if !seen[top] && !strings.HasPrefix(top, "/#") {
+			seen[top] = true
+			held = append(held, top)
+		}
+	}
+	sort.Strings(held)
+	want := ""
+	switch scope {
+	case BackboneScope:
+		want = ": it is not a run that trains a backbone (name a mim, classification or segmentation run)"
+	case TokenizerScope:
+		want = ": it is not a tokenizer run"
+	}
+	return fmt.Errorf("run %s (task %q): checkpoint %s holds no variables under %s (it holds %s)%s",
+		r.Ref, r.TaskType(), r.Checkpoint, scope, strings.Join(held, ", "), want)
 }

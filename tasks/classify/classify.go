@@ -149,8 +149,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	if err != nil {
 		return err
 	}
-	if ts.From != nil {
-		env.Printf("backbone initialised from %s\n", ts.From.Checkpoint)
+	if ts.FromReport != nil {
+		env.Printf("%s\n", ts.FromReport)
 	}
 	store, net := ts.Store, ts.Net
 	evalExec, err := model.NewExec(env.Backend, store, func(scope *model.Scope, images *Node) *Node {

@@ -34,8 +34,10 @@ type Batch struct {
 type TrainStep struct {
 	Net   *Network
 	Store *model.Store
-	// From is the run the backbone was initialised from (nil: scratch).
-	From *ckpt.Run
+	// From is the run the backbone was initialised from (nil: scratch);
+	// FromReport says what was loaded from it.
+	From       *ckpt.Run
+	FromReport *ckpt.LoadReport
 	// Smoothing is the loss's label smoothing (for soft targets).
 	Smoothing float64
 
@@ -83,7 +85,7 @@ func NewTrainStep(backend compute.Backend, cfg Config, seed int64, numClasses, t
 			return nil, fmt.Errorf("from: %w", err)
 		}
 		adapter, _ := backbone.(core.PositionAdapter)
-		if _, err := s.From.LoadAdapted(s.Store, ckpt.BackboneScope, ckpt.BackboneScope, adapter); err != nil {
+		if s.FromReport, err = s.From.LoadBackbone(backend, s.Store, backbone, ckpt.BackboneScope, ckpt.BackboneScope, adapter); err != nil {
 			return nil, fmt.Errorf("from: %w", err)
 		}
 	}

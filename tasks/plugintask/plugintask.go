@@ -195,10 +195,12 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 		if err != nil {
 			return fmt.Errorf("train.from: %w", err)
 		}
-		if err := from.Load(store, ckpt.BackboneScope, ckpt.BackboneScope, false); err != nil {
+		adapter, _ := backbone.(core.PositionAdapter)
+		rep, err := from.LoadBackbone(env.Backend, store, backbone, ckpt.BackboneScope, ckpt.BackboneScope, adapter)
+		if err != nil {
 			return fmt.Errorf("train.from: %w", err)
 		}
-		env.Printf("backbone initialised from %s\n", from.Checkpoint)
+		env.Printf("%s\n", rep)
 	}
 	net := &Network{Backbone: backbone, Head: head, Pool: cfg.Pool}
 	ts, err := newStep(env.Backend, store, net, opt, cfg.Epochs*steps)

@@ -419,7 +419,7 @@ func TestEndToEnd(t *testing.T) {
 	if err := runIt(t, cfg, out2, false, &stdout, "task.train.epochs=1", "task.train.from="+out, "task.train.optimizer.lr=1e-12"); err != nil {
 		t.Fatalf("from: %v", err)
 	}
-	if !strings.Contains(stdout.String(), "backbone initialised from "+filepath.Join(ckDir, "last.ckpt")) {
+	if !strings.Contains(stdout.String(), "backbone: loaded ") || !strings.Contains(stdout.String(), "("+filepath.Join(ckDir, "last.ckpt")+")") {
 		t.Errorf("the from: run does not say where its backbone came from:\n%s", stdout.String())
 	}
 	_, eval2 := readMetrics(t, out2)

@@ -178,11 +178,8 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	}
 	env.Printf("segmentation: %d classes, %d train / %d val images, %dx%d crops, %dx%d patches, decoder on blocks %v, %d steps/epoch x %d epochs, eval %s\n",
 		cfg.NumClasses, train.Len(), val.Len(), size, size, st.gh, st.gw, st.net.Layers, steps, cfg.Epochs, cfg.Eval.Mode)
-	if st.from != nil {
-		env.Printf("backbone initialised from %s\n", st.from.Checkpoint)
-		for _, r := range st.resized {
-			env.Printf("  resized to this image size: %s\n", r)
-		}
+	if st.fromReport != nil {
+		env.Printf("%s\n", st.fromReport)
 	}
 	loop := &run.Loop{Config: cfg.LoopConfig, Env: env, Store: st.store, StepsPerEpoch: steps, BatchSize: cfg.Data.BatchSize}
 	state, err := loop.Restore()
@@ -253,7 +250,7 @@ type step struct {
 	opt            optim.Optimizer
 	train, predict *model.Exec
 	from           *ckpt.Run
-	resized        []string // position parameters resized from the from run
+	fromReport     *ckpt.LoadReport // what was loaded from the from run
 	size, channels int
 	gh, gw         int
 	totalSteps     int
@@ -299,7 +296,7 @@ func newStep(env *core.Env, cfg Config) (*step, error) {
 			return nil, fmt.Errorf("from: %w", err)
 		}
 		adapter, _ := built.(core.PositionAdapter)
-		if s.resized, err = s.from.LoadAdapted(s.store, ckpt.BackboneScope, ckpt.BackboneScope, adapter); err != nil {
+		if s.fromReport, err = s.from.LoadBackbone(env.Backend, s.store, built, ckpt.BackboneScope, ckpt.BackboneScope, adapter); err != nil {
 			return nil, fmt.Errorf("from: %w", err)
 		}
 	}
