@@ -126,6 +126,19 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 	for _, p := range registry.Collect[core.PluginConfig](exp) {
 		meta.Plugins = append(meta.Plugins, p.PluginUse())
 	}
+	if opts.Resume {
+		// A completed run is left as it is (as torch/mmengine resume: the
+		// schedule is done), whatever the config says.
+		done, err := CompletedRun(dir)
+		if err != nil {
+			return dir, err
+		}
+		if done != nil {
+			fmt.Fprintf(opts.Stderr, "peco %s: run %s in %s is complete (ended %s): nothing to resume, nothing changed; to train more, start a new run with another --out\n",
+				Version, exp.Name, dir, done.End.Local().Format(time.DateTime))
+			return dir, nil
+		}
+	}
 	var run *RunDir
 	if opts.Resume {
 		run, err = ResumeRunDir(dir, resolved, meta)

@@ -79,6 +79,10 @@ type LoopState struct {
 	Components map[string][]byte `json:"components,omitempty"`
 }
 
+// HasBest reports whether an evaluation has set Best (Best, BestEpoch and
+// BestStep are meaningless before: Best is -1).
+func (s LoopState) HasBest() bool { return s.BestStep > 0 }
+
 // Loop runs epochs of training steps with logging, checkpoints and resume.
 // A task provides the step and the end-of-epoch evaluation.
 type Loop struct {
@@ -257,7 +261,9 @@ func (l *Loop) Run(ctx context.Context, st LoopState) (LoopState, error) {
 			}
 			// The best score is part of the state the checkpoint saves, so a
 			// resumed run knows it; best.ckpt is a copy of that checkpoint.
-			newBest := score > st.Best
+			// The first evaluation is the best so far whatever its score (Best
+			// starts at -1, below no score only by convention); NaN never is.
+			newBest := !math.IsNaN(score) && (!st.HasBest() || score > st.Best)
 			if newBest {
 				st.Best, st.BestEpoch, st.BestStep = score, epoch, st.Step
 			}

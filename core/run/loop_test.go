@@ -133,3 +133,19 @@ func TestLoopResumeKeepsBest(t *testing.T) {
 		})
 	}
 }
+
+// TestLoopBestOfNegativeScores: Best starts at -1, which must not hide
+// scores below it (e.g. a negated loss): the first evaluation is the best
+// so far whatever its score.
+func TestLoopBestOfNegativeScores(t *testing.T) {
+	st, err := loopRun(t, filepath.Join(t.TempDir(), "run"), false, []float64{-3, -2, -5}, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.HasBest() || st.Best != -2 || st.BestEpoch != 1 || st.BestStep != 6 {
+		t.Errorf("best %v at epoch %d step %d, want -2 at epoch 1 step 6", st.Best, st.BestEpoch, st.BestStep)
+	}
+	if (LoopState{Best: -1}).HasBest() {
+		t.Error("a fresh state claims a best")
+	}
+}

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/peco-dev/peco/core"
 	"github.com/peco-dev/peco/core/ckpt"
+	"github.com/peco-dev/peco/registry"
 )
 
 // Run statuses recorded in meta.json.
@@ -141,7 +143,7 @@ func resumeRunDir(dir string, resolvedConfig []byte, meta Meta, lock *Lock) (*Ru
 	}
 	if !bytes.Equal(old, resolvedConfig) {
 		return nil, fmt.Errorf("resuming %s: the config differs from the run's recorded %s, refusing to continue it under another config (start a new run instead):\n%s",
-			dir, core.ConfigFile, diffLines(string(old), string(resolvedConfig)))
+			dir, core.ConfigFile, diffConfigs(old, resolvedConfig))
 	}
 	var prev Meta
 	if b, err := os.ReadFile(filepath.Join(dir, core.MetaFile)); err == nil {
@@ -217,6 +219,73 @@ func (r *RunDir) writeMeta() error {
 	return ckpt.WriteFileAtomic(filepath.Join(r.Dir, core.MetaFile), append(b, '\n'))
 }
 
+// diffConfigs lists the keys whose values differ between the run's config
+// and the current one, one "key.path: old -> new" per line (a key only one
+// side has shows "(absent)" on the other); configs that do not parse are
+// compared line by line.
+func diffConfigs(old, cur []byte) string {
+	a, err1 := registry.ParseTree("run config", old)
+	b, err2 := registry.ParseTree("config", cur)
+	if err1 != nil || err2 != nil {
+		return diffLines(string(old), string(cur))
+	}
+	fa, fb := map[string]string{}, map[string]string{}
+	flatten(a.Root, "", fa)
+	flatten(b.Root, "", fb)
+	keys := map[string]bool{}
+	for k := range fa {
+		keys[k] = true
+	}
+	for k := range fb {
+		keys[k] = true
+	}
+	var lines []string
+	for k := range keys {
+		va, oka := fa[k]
+		vb, okb := fb[k]
+		switch {
+		case !oka:
+			va = "(absent)"
+		case !okb:
+			vb = "(absent)"
+		}
+		if !oka || !okb || va != vb {
+			lines = append(lines, fmt.Sprintf("  %s: %s -> %s", k, va, vb))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// flatten puts the scalar leaves of a parsed config into out by key path
+// (list items by index); empty maps and lists are leaves too.
+func flatten(v any, path string, out map[string]string) {
+	join := func(k string) string {
+		if path == "" {
+			return k
+		}
+		return path + "." + k
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		if len(x) == 0 && path != "" {
+			out[path] = "{}"
+		}
+		for k, c := range x {
+			flatten(c, join(k), out)
+		}
+	case []any:
+		if len(x) == 0 {
+			out[path] = "[]"
+		}
+		for i, c := range x {
+			flatten(c, join(fmt.Sprint(i)), out)
+		}
+	default:
+		out[path] = fmt.Sprint(x)
+	}
+}
+
 // diffLines lists the lines that differ between two texts, for messages.
 func diffLines(old, cur string) string {
 	oldSet := map[string]bool{}
@@ -239,6 +308,26 @@ func diffLines(old, cur string) string {
 		}
 	}
 	return strings.TrimRight(b.String(), "\n")
+}
+
+// CompletedRun returns the meta.json of the run in dir when it records a
+// completed run, nil otherwise (no run, running, failed, cancelled).
+func CompletedRun(dir string) (*Meta, error) {
+	b, err := os.ReadFile(filepath.Join(dir, core.MetaFile))
+	if os.IsNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, core.MetaFile), err)
+	}
+	var m Meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", filepath.Join(dir, core.MetaFile), err)
+	}
+	if m.Status != StatusCompleted {
+		return nil, nil
+	}
+	return &m, nil
 }
 
 // MetricsLog appends one JSON object per line to metrics.jsonl. Each record

@@ -91,21 +91,26 @@ func TestRunDirFailureRecorded(t *testing.T) {
 
 func TestResumeRefusesChangedConfig(t *testing.T) {
 	dir := t.TempDir()
-	r, err := CreateRunDir(dir, []byte("seed: 1\nlr: 0.1\n"), Meta{})
+	orig := "seed: 1\ntask:\n  lr: 0.001\n  sizes: [1, 2]\n  old: x\n"
+	r, err := CreateRunDir(dir, []byte(orig), Meta{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	r.Finish(nil)
-	_, err = ResumeRunDir(dir, []byte("seed: 1\nlr: 0.2\n"), Meta{})
+	_, err = ResumeRunDir(dir, []byte("seed: 1\ntask:\n  lr: 0.002\n  sizes: [1, 3]\n  nan_policy: stop\n"), Meta{})
 	if err == nil {
 		t.Fatal("resume with a changed config was accepted")
 	}
-	for _, want := range []string{"refusing", "- lr: 0.1", "+ lr: 0.2"} {
+	for _, want := range []string{"refusing", "\n  task.lr: 0.001 -> 0.002", "\n  task.sizes.1: 2 -> 3",
+		"\n  task.nan_policy: (absent) -> stop", "\n  task.old: x -> (absent)"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q lacks %q", err, want)
 		}
 	}
-	r2, err := ResumeRunDir(dir, []byte("seed: 1\nlr: 0.1\n"), Meta{})
+	if strings.Contains(err.Error(), "seed") {
+		t.Errorf("error %q lists an unchanged key", err)
+	}
+	r2, err := ResumeRunDir(dir, []byte(orig), Meta{})
 	if err != nil {
 		t.Fatalf("resume with the same config: %v", err)
 	}

@@ -213,8 +213,10 @@ func (t *Task) Run(ctx context.Context, env *core.Env) error {
 	if err != nil {
 		return err
 	}
-	summary := map[string]any{"steps": st.Step, "best_top1": st.Best, "best_epoch": st.BestEpoch,
-		"train_seconds": time.Since(t0).Seconds()}
+	summary := map[string]any{"steps": st.Step, "train_seconds": time.Since(t0).Seconds()}
+	if st.HasBest() {
+		summary["best_top1"], summary["best_epoch"] = st.Best, st.BestEpoch
+	}
 	for k, v := range last {
 		summary["final_"+k] = v
 	}

@@ -153,6 +153,37 @@ func TestMNISTRunDeterministicAndResumable(t *testing.T) {
 	if m := readStatus(t, c); m != run.StatusCompleted {
 		t.Errorf("status after resume = %q", m)
 	}
+
+	// Resuming the completed run says so and changes nothing (summary,
+	// metrics, checkpoints), as torch/mmengine do.
+	files := func() map[string]string {
+		out := map[string]string{}
+		filepath.WalkDir(c, func(p string, d os.DirEntry, err error) error {
+			if err == nil && !d.IsDir() {
+				b, _ := os.ReadFile(p)
+				out[p] = string(b)
+			}
+			return nil
+		})
+		return out
+	}
+	before := files()
+	var log bytes.Buffer
+	if err := runCfg(t, cfg, c, true, &log, context.Background(), dropPath); err != nil {
+		t.Fatalf("resume of the completed run: %v", err)
+	}
+	if !strings.Contains(log.String(), "is complete") || !strings.Contains(log.String(), "nothing changed") {
+		t.Errorf("resume of the completed run says:\n%s", log.String())
+	}
+	after := files()
+	if len(after) != len(before) {
+		t.Errorf("resume of the completed run: %d files, was %d", len(after), len(before))
+	}
+	for p, b := range before {
+		if after[p] != b {
+			t.Errorf("resume of the completed run changed %s", p)
+		}
+	}
 }
 
 func readStatus(t *testing.T, dir string) string {
