@@ -2,15 +2,37 @@ package ckpt
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 )
 
 // WriteFileAtomic writes data to path through a temporary file in the same
 // folder, synced and renamed into place: readers see the old file or the new
-// one, never a half-written one.
+// one, never a half-written one. When the write fails (e.g. the disk is
+// full) the temporary file is removed, the old file is left as it was, and
+// the error names path and the cause.
 func WriteFileAtomic(path string, data []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	return writeFileAtomic(osCreateTemp, path, data)
+}
+
+// tempFile is what writeFileAtomic needs of a temporary file (*os.File);
+// the seam lets tests inject a failing write (a full disk).
+type tempFile interface {
+	io.Writer
+	Name() string
+	Chmod(mode os.FileMode) error
+	Sync() error
+	Close() error
+}
+
+// tempCreator makes a temporary file as os.CreateTemp does.
+type tempCreator func(dir, pattern string) (tempFile, error)
+
+func osCreateTemp(dir, pattern string) (tempFile, error) { return os.CreateTemp(dir, pattern) }
+
+func writeFileAtomic(create tempCreator, path string, data []byte) error {
+	f, err := create(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

@@ -77,12 +77,21 @@ type Checkpoint struct {
 // Save writes every variable of store and the given task state
 // (JSON-encoded) to path atomically.
 func Save(path string, store *model.Store, step int64, state any) error {
+	b, err := encode(path, store, step, state)
+	if err != nil {
+		return err
+	}
+	return WriteFileAtomic(path, b)
+}
+
+// encode makes the bytes of a checkpoint file (path is for messages).
+func encode(path string, store *model.Store, step int64, state any) ([]byte, error) {
 	var hdr checkpointHeader
 	hdr.Step = step
 	if state != nil {
 		b, err := json.Marshal(state)
 		if err != nil {
-			return fmt.Errorf("checkpoint %s: encoding state: %w", path, err)
+			return nil, fmt.Errorf("checkpoint %s: encoding state: %w", path, err)
 		}
 		hdr.State = b
 	}
@@ -98,11 +107,11 @@ func Save(path string, store *model.Store, step int64, state any) error {
 		}
 		t, err := v.Value()
 		if err != nil {
-			return fmt.Errorf("checkpoint %s: reading variable %s: %w", path, v.Path(), err)
+			return nil, fmt.Errorf("checkpoint %s: reading variable %s: %w", path, v.Path(), err)
 		}
 		off := int64(data.Len())
 		if err := t.ConstBytes(func(b []byte) { data.Write(b) }); err != nil {
-			return fmt.Errorf("checkpoint %s: reading variable %s: %w", path, v.Path(), err)
+			return nil, fmt.Errorf("checkpoint %s: reading variable %s: %w", path, v.Path(), err)
 		}
 		s := t.Shape()
 		hdr.Variables = append(hdr.Variables, checkpointVar{
@@ -112,7 +121,7 @@ func Save(path string, store *model.Store, step int64, state any) error {
 	}
 	hb, err := json.Marshal(&hdr)
 	if err != nil {
-		return fmt.Errorf("checkpoint %s: encoding header: %w", path, err)
+		return nil, fmt.Errorf("checkpoint %s: encoding header: %w", path, err)
 	}
 	var out bytes.Buffer
 	out.Grow(len(checkpointMagic) + 8 + len(hb) + data.Len() + sha256.Size)
@@ -124,7 +133,7 @@ func Save(path string, store *model.Store, step int64, state any) error {
 	out.Write(data.Bytes())
 	sum := sha256.Sum256(out.Bytes())
 	out.Write(sum[:])
-	return WriteFileAtomic(path, out.Bytes())
+	return out.Bytes(), nil
 }
 
 // Load reads a checkpoint file, checking its checksum. Errors name the file

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -336,6 +337,7 @@ func CompletedRun(dir string) (*Meta, error) {
 type MetricsLog struct {
 	mu   sync.Mutex
 	f    *os.File
+	out  io.Writer // f; tests put a failing writer (a full disk) here
 	path string
 }
 
@@ -352,7 +354,7 @@ func OpenMetricsLog(path string) (*MetricsLog, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening metrics log: %w", err)
 	}
-	return &MetricsLog{f: f, path: path}, nil
+	return &MetricsLog{f: f, out: f, path: path}, nil
 }
 
 // Log appends a record, adding a "time" field (RFC 3339, UTC).
@@ -368,7 +370,11 @@ func (m *MetricsLog) Log(record map[string]any) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if _, err := m.f.Write(append(b, '\n')); err != nil {
+	if m.out == nil {
+		return fmt.Errorf("writing %s: the log is closed", m.path)
+	}
+	if _, err := m.out.Write(append(b, '\n')); err != nil {
+		// A partial line may be left: the next OpenMetricsLog drops it.
 		return fmt.Errorf("writing %s: %w", m.path, err)
 	}
 	return nil
@@ -410,7 +416,7 @@ func (m *MetricsLog) TruncateAfterStep(step int64) error {
 	if err != nil {
 		return fmt.Errorf("reopening %s: %w", m.path, err)
 	}
-	m.f = f
+	m.f, m.out = f, f
 	return nil
 }
 
@@ -422,7 +428,7 @@ func (m *MetricsLog) Close() error {
 		return nil
 	}
 	err := m.f.Close()
-	m.f = nil
+	m.f, m.out = nil, nil
 	return err
 }
 
