@@ -152,6 +152,9 @@ func RunExperiment(ctx context.Context, exp *Experiment, resolved []byte, opts R
 	if run.Lock.Stale != "" {
 		fmt.Fprintf(opts.Stderr, "%s: %s\n", run.Lock.Path, run.Lock.Stale)
 	}
+	for _, p := range run.Removed {
+		fmt.Fprintf(opts.Stderr, "removed %s, left half-written by the killed run\n", p)
+	}
 	interval := opts.ProgressInterval
 	if interval <= 0 {
 		interval = 10 * time.Second

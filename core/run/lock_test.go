@@ -148,3 +148,34 @@ func TestLockKilledHolder(t *testing.T) {
 		t.Errorf("takeover note %q lacks %q", r.Lock.Stale, pid)
 	}
 }
+
+// TestResumeRemovesTempFiles: the temporary files a killed writer left
+// (a half-written checkpoint, meta.json) are removed by the resume, which
+// lists them.
+func TestResumeRemovesTempFiles(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "run")
+	r, err := CreateRunDir(dir, []byte("seed: 0\n"), Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Finish(errors.New("killed"))
+	tmps := []string{filepath.Join(dir, core.CheckpointsDir, ".step-000000003.ckpt.tmp-123"), filepath.Join(dir, ".meta.json.tmp-9")}
+	for _, p := range tmps {
+		if err := os.WriteFile(p, []byte("half"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err = ResumeRunDir(dir, []byte("seed: 0\n"), Meta{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Finish(nil)
+	if len(r.Removed) != 2 {
+		t.Errorf("removed %v, want %v", r.Removed, tmps)
+	}
+	for _, p := range tmps {
+		if _, err := os.Stat(p); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", p, err)
+		}
+	}
+}

@@ -60,6 +60,9 @@ type RunDir struct {
 	Metrics *MetricsLog
 	// Lock is the run directory's lock, held until Finish.
 	Lock *Lock
+	// Removed lists the temporary files of a killed writer that
+	// ResumeRunDir removed (half-written checkpoints, metrics, meta).
+	Removed []string
 
 	mu   sync.Mutex
 	meta Meta
@@ -133,6 +136,18 @@ func ResumeRunDir(dir string, resolvedConfig []byte, meta Meta) (*RunDir, error)
 	if err != nil {
 		lock.Release()
 		return nil, err
+	}
+	// Holding the lock, no one else writes here: temporary files are what a
+	// killed writer left (ckpt.WriteFileAtomic's ".NAME.tmp-*").
+	for _, sub := range []string{"", core.CheckpointsDir, core.ImagesDir} {
+		tmps, _ := filepath.Glob(filepath.Join(dir, sub, ".*.tmp-*"))
+		for _, p := range tmps {
+			if err := os.Remove(p); err != nil {
+				r.Finish(err)
+				return nil, fmt.Errorf("resuming %s: removing the temporary file %s of a killed run: %w", dir, p, err)
+			}
+			r.Removed = append(r.Removed, p)
+		}
 	}
 	return r, nil
 }
