@@ -3,6 +3,7 @@ package cpu
 import (
 	"fmt"
 	"reflect"
+	"sort"
 	"sync"
 	"time"
 
@@ -11,8 +12,12 @@ import (
 	"github.com/gomlx/compute/shapes"
 )
 
-// Executable runs a compiled graph. Intermediate buffers are recycled
-// through a pool kept by the executable, so repeated steps allocate little.
+// Executable runs a compiled graph. Intermediate values live in an arena
+// planned at compile time (see planSlots): values alive at different times
+// share memory whatever their sizes, so the arena is close to the largest
+// set of values alive at one time. The arena is kept between executions;
+// outputs and donated inputs go through a pool of buffers by size.
+// Repeated steps allocate little.
 type Executable struct {
 	backend *Backend
 	name    string
@@ -30,8 +35,17 @@ type Executable struct {
 	// convolutions; see Backend.FLOPs).
 	flops int64
 
+	// slot[n] is the offset, in elements, of intermediate n (a computed
+	// node freed during the execution: not an output) in the arena of its
+	// dtype; arenaLen the arenas' lengths.
+	slot     map[*node]int
+	arenaLen map[dtypes.DType]int
+
 	mu   sync.Mutex
 	pool map[poolKey][]any
+	// arenas are the arenas not in use by an execution (one set per
+	// concurrent execution, each allocated on first use).
+	arenas []map[dtypes.DType]any
 }
 
 type poolKey struct {
@@ -84,6 +98,7 @@ func newExecutable(b *Builder) (*Executable, error) {
 	for _, o := range f.outputs {
 		e.pinned[e.root[o]] = true
 	}
+	e.planSlots()
 	return e, nil
 }
 
@@ -97,7 +112,129 @@ func (e *Executable) FLOPs() int64 { return e.flops }
 func (e *Executable) Finalize() {
 	e.mu.Lock()
 	e.pool = map[poolKey][]any{}
+	e.arenas = nil
 	e.mu.Unlock()
+}
+
+// planSlots places every intermediate (a computed node whose storage is
+// freed during the execution) in an arena, one per dtype: from the
+// execution order it knows when each value is computed and when it is last
+// read, and places the values, largest first, each at the lowest offset
+// (a multiple of slotAlign elements) where it overlaps no value already
+// placed that is alive at the same time (greedy by size, as TFLite's
+// arena planner). Values alive at the same time never share memory.
+func (e *Executable) planSlots() {
+	type value struct {
+		n          *node
+		start, end int // node indices: computed at start, last read at end
+		size       int // elements, rounded up to slotAlign
+	}
+	byNode := map[*node]*value{}
+	var vals []*value
+	for i, n := range e.nodes {
+		if n.run != nil && !n.alias && !e.pinned[n] && e.uses[n] > 0 {
+			v := &value{n: n, start: i, end: i, size: (n.shape.Size() + slotAlign - 1) &^ (slotAlign - 1)}
+			byNode[n] = v
+			vals = append(vals, v)
+		}
+		for _, x := range n.inputs {
+			if v := byNode[e.root[x]]; v != nil {
+				v.end = i
+			}
+		}
+	}
+	sort.SliceStable(vals, func(i, j int) bool { return vals[i].size > vals[j].size })
+	e.slot = map[*node]int{}
+	e.arenaLen = map[dtypes.DType]int{}
+	placed := map[dtypes.DType][]*value{}
+	type span struct{ lo, hi int }
+	for _, v := range vals {
+		dt := v.n.shape.DType
+		var busy []span
+		for _, p := range placed[dt] {
+			if p.start <= v.end && v.start <= p.end {
+				busy = append(busy, span{e.slot[p.n], e.slot[p.n] + p.size})
+			}
+		}
+		sort.Slice(busy, func(i, j int) bool { return busy[i].lo < busy[j].lo })
+		off := 0
+		for _, b := range busy {
+			if b.lo >= off+v.size {
+				break // the gap before b holds v
+			}
+			off = max(off, b.hi)
+		}
+		e.slot[v.n] = off
+		e.arenaLen[dt] = max(e.arenaLen[dt], off+v.size)
+		placed[dt] = append(placed[dt], v)
+	}
+}
+
+// slotAlign is the alignment, in elements, of values in the arena (64
+// bytes for float32).
+const slotAlign = 16
+
+// SlotBytes returns the bytes of the arenas that hold an execution's
+// intermediate values (see planSlots).
+func (e *Executable) SlotBytes() int64 {
+	var b int64
+	for dt, n := range e.arenaLen {
+		b += int64(n) * int64(dt.Size())
+	}
+	return b
+}
+
+func (e *Executable) takeArena() map[dtypes.DType]any {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if n := len(e.arenas); n > 0 {
+		a := e.arenas[n-1]
+		e.arenas = e.arenas[:n-1]
+		return a
+	}
+	return map[dtypes.DType]any{}
+}
+
+func (e *Executable) returnArena(a map[dtypes.DType]any) {
+	e.mu.Lock()
+	e.arenas = append(e.arenas, a)
+	e.mu.Unlock()
+}
+
+// storage returns the buffer node n's value is computed into: its place in
+// the arena of its dtype (allocated on first use, then kept), or one from
+// the pool for outputs.
+func (e *Executable) storage(arena map[dtypes.DType]any, n *node) any {
+	off, ok := e.slot[n]
+	if !ok {
+		return e.get(n.shape.DType, n.shape.Size())
+	}
+	dt := n.shape.DType
+	a := arena[dt]
+	if a == nil {
+		a = makeFlat(dt, e.arenaLen[dt])
+		arena[dt] = a
+	}
+	return window(a, off, off+n.shape.Size())
+}
+
+// window returns flat[lo:hi:hi].
+func window(flat any, lo, hi int) any {
+	switch f := flat.(type) {
+	case []float32:
+		return f[lo:hi:hi]
+	case []float64:
+		return f[lo:hi:hi]
+	case []int32:
+		return f[lo:hi:hi]
+	case []int64:
+		return f[lo:hi:hi]
+	case []bool:
+		return f[lo:hi:hi]
+	case []uint64:
+		return f[lo:hi:hi]
+	}
+	return reflect.ValueOf(flat).Slice3(lo, hi, hi).Interface()
 }
 
 // Inputs returns the parameters' names and shapes.
@@ -177,6 +314,8 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 	}
 	ins := make([]any, 0, 8)
 	prof := e.backend.profile
+	arena := e.takeArena()
+	defer e.returnArena(arena)
 	for _, n := range e.nodes {
 		switch {
 		case n.op == compute.OpTypeParameter:
@@ -190,7 +329,7 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 			for _, x := range n.inputs {
 				ins = append(ins, values[x])
 			}
-			out := e.get(n.shape.DType, n.shape.Size())
+			out := e.storage(arena, n)
 			var start time.Time
 			if prof != nil {
 				start = time.Now()
@@ -207,6 +346,9 @@ func (e *Executable) Execute(inputs []compute.Buffer, donate []bool, _ compute.D
 		for _, x := range n.inputs {
 			r := e.root[x]
 			remaining[r]--
+			if _, slotted := e.slot[r]; slotted {
+				continue // its slot is free again (planSlots)
+			}
 			if remaining[r] == 0 && freeable(r) {
 				e.put(r.shape.DType, values[r])
 				if r.op == compute.OpTypeParameter { // a donated input: its storage is the pool's now

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -137,5 +138,61 @@ func TestExecuteErrors(t *testing.T) {
 	}
 	if _, err := New("fast"); err == nil || !strings.Contains(err.Error(), "fast") {
 		t.Errorf("bad option: %v", err)
+	}
+}
+
+// TestSlotsShareMemory: intermediates alive at different times share a
+// slot whatever their sizes, ones alive together never do, and repeated
+// executions (on slots holding stale values) give the right results.
+func TestSlotsShareMemory(t *testing.T) {
+	b, err := New("nofuse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bld := b.Builder("slots")
+	f := bld.Main().(*Function)
+	x := mustV(f.Parameter("x", shapes.Make(dtypes.Float32, 1024), nil))
+	// Placed largest first: a at 0; e at 1024 (a is alive while e is
+	// computed); d at 0 (a and e are dead by then); c, one float (16 with
+	// the alignment), after both e and d, with which it is alive: 2064
+	// elements for four values.
+	a := mustV(f.Neg(x))
+	e := mustV(f.Exp(a))
+	c := mustV(f.ReduceSum(e, 0))
+	d := mustV(f.Mul(x, x))
+	out0 := mustV(f.Add(d, x)) // an output: not in a slot
+	out1 := mustV(f.Sqrt(c))   // an output
+	if err := f.Return([]compute.Value{out0, out1}, nil); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := bld.Compile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := exe.(*Executable).SlotBytes(), int64((2*1024+16)*4); got != want {
+		t.Errorf("the arena holds %d bytes, want %d", got, want)
+	}
+	for run := range 3 {
+		v := make([]float32, 1024)
+		for i := range v {
+			v[i] = float32((i+run*7)%13) / 13
+		}
+		outs, err := exe.Execute([]compute.Buffer{buf(t, b, v, 1024)}, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sum float64
+		for _, xv := range v {
+			sum += math.Exp(-float64(xv))
+		}
+		got0, got1 := flat(t, outs[0]), flat(t, outs[1])
+		for i, xv := range v {
+			if want := xv*xv + xv; got0[i] != want {
+				t.Fatalf("run %d: out0[%d] = %v, want %v", run, i, got0[i], want)
+			}
+		}
+		if want := math.Sqrt(sum); math.Abs(float64(got1[0])-want) > 1e-4*want {
+			t.Fatalf("run %d: out1 = %v, want %v", run, got1[0], want)
+		}
 	}
 }

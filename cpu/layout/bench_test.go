@@ -112,3 +112,26 @@ func BenchmarkGatherScatterRows(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkBroadcastGroupNorm: GroupNorm's statistics [64,1,32,1] broadcast
+// to [64,1024,32,2] (a 32x32x64 activation, batch 64), by replication (what
+// BroadcastInDim does) and by the generic strided move (the odometer).
+func BenchmarkBroadcastGroupNorm(b *testing.B) {
+	inDims, outDims := []int{64, 1, 32, 1}, []int{64, 1024, 32, 2}
+	in := seq(prod(inDims))
+	out := make([]float32, prod(outDims))
+	is := []int{32, 0, 1, 0}
+	p := newPlan(outDims, rowMajorStrides(outDims), is)
+	b.Run("replicate", func(b *testing.B) {
+		reportGBs(b, 4*len(out))
+		for b.Loop() {
+			replicate(p, out, in, 0)
+		}
+	})
+	b.Run("strided", func(b *testing.B) {
+		reportGBs(b, 4*len(out))
+		for b.Loop() {
+			run(p, out, 0, in, 0)
+		}
+	})
+}

@@ -191,6 +191,15 @@ func TestBroadcastInDim(t *testing.T) {
 		{[]int{768}, []int{4160, 768}, []int{1}}, // parallel
 		{[]int{4160}, []int{4160, 768}, []int{0}},
 		{[]int{0}, []int{3, 0}, []int{1}},
+		// GroupNorm's statistics [B,1,G,1] over [B,HW,G,C/G]: short runs
+		// inside broadcast axes (replication), serial and parallel.
+		{[]int{4, 1, 32, 1}, []int{4, 9, 32, 2}, []int{0, 1, 2, 3}},
+		{[]int{64, 1, 32, 1}, []int{64, 1024, 32, 2}, []int{0, 1, 2, 3}},
+		{[]int{64, 32}, []int{64, 256, 32, 4}, []int{0, 2}},
+		{[]int{3, 5}, []int{3, 7, 5, 3, 2}, []int{0, 2}}, // two broadcast axes inside
+		{[]int{5, 3}, []int{7, 3, 4, 5}, []int{3, 1}},    // transposed and broadcast
+		{[]int{5, 3}, []int{6, 3, 5}, []int{2, 1}},       // strided last axis under a broadcast
+		{[]int{2, 1}, []int{2, 3, 1}, []int{0, 2}},
 	}
 	for _, c := range cases {
 		if err := shapeinference.BroadcastInDim(f32Shape(c.in), f32Shape(c.out), c.axes, nil); err != nil {

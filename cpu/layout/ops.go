@@ -75,7 +75,12 @@ func BroadcastInDim[T any](out []T, outDims []int, in []T, inDims []int, broadca
 	if len(out) > 0 && len(in) == 0 {
 		return errorf(op, "empty input (dims %v) cannot fill non-empty output (dims %v)", inDims, outDims)
 	}
-	run(newPlan(outDims, rowMajorStrides(outDims), is), out, 0, in, 0)
+	p := newPlan(outDims, rowMajorStrides(outDims), is)
+	if p.hasBroadcast() {
+		replicate(p, out, in, 0)
+		return nil
+	}
+	run(p, out, 0, in, 0)
 	return nil
 }
 
