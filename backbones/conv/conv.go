@@ -15,6 +15,7 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
 	"github.com/gomlx/gomlx/ml/model"
 	"github.com/gomlx/gomlx/ml/model/initializer"
+	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/peco-dev/peco/core"
 )
@@ -253,6 +254,19 @@ func Upsample2x(x *Node) *Node {
 	y := Reshape(x, b, h, 1, w, 1, c)
 	y = BroadcastToDims(y, b, h, 2, w, 2, c)
 	return Reshape(y, b, 2*h, 2*w, c)
+}
+
+// ReLU is max(x, 0).
+func ReLU(x *Node) *Node { return Max(x, ScalarZero(x.Graph(), x.DType())) }
+
+// MaxPool2x is a 2x2 max-pool with stride 2 of x [B, H, W, C]; H and W must
+// be even (it panics otherwise, naming the map's size).
+func MaxPool2x(x *Node) *Node {
+	b, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
+	if h%2 != 0 || w%2 != 0 {
+		exceptions.Panicf("conv: MaxPool2x of a %dx%d map: height and width must be even", h, w)
+	}
+	return ReduceMax(Reshape(x, b, h/2, 2, w/2, 2, c), 2, 4)
 }
 
 // Encoder maps images [B, H, W, Cin] to [B, H/f, W/f, outChannels] with

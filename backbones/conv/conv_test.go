@@ -1,6 +1,7 @@
 package conv
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -122,6 +123,38 @@ func TestUpsample2x(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("got %v, want %v", got, want)
 		}
+	}
+}
+
+func TestReLUAndMaxPool2x(t *testing.T) {
+	// 1 x 4 x 4 x 2: channel 0 counts up, channel 1 is its negation.
+	vals := make([]float32, 32)
+	for i := range 16 {
+		vals[2*i], vals[2*i+1] = float32(i), -float32(i)
+	}
+	x := tensors.FromFlatDataAndDimensions(vals, 1, 4, 4, 2)
+	got := tensors.MustCopyFlatData[float32](MustExecOnce(gobackend.GetBackend(), MaxPool2x, x))
+	var want []float32
+	for by := 0; by < 2; by++ {
+		for bx := 0; bx < 2; bx++ {
+			for c := 0; c < 2; c++ {
+				m := float32(math.Inf(-1))
+				for dy := 0; dy < 2; dy++ {
+					for dx := 0; dx < 2; dx++ {
+						m = max(m, vals[((2*by+dy)*4+2*bx+dx)*2+c])
+					}
+				}
+				want = append(want, m)
+			}
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("MaxPool2x = %v, want %v", got, want)
+	}
+	r := tensors.MustCopyFlatData[float32](MustExecOnce(gobackend.GetBackend(), ReLU,
+		tensors.FromFlatDataAndDimensions([]float32{-2, -0.5, 0, 0.5, 3}, 5)))
+	if fmt.Sprint(r) != fmt.Sprint([]float32{0, 0, 0, 0.5, 3}) {
+		t.Errorf("ReLU = %v", r)
 	}
 }
 

@@ -2,12 +2,14 @@ package detect
 
 import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
+
+	"github.com/peco-dev/peco/backbones/conv"
 )
 
 // BCEWithLogits is the elementwise binary cross-entropy of logits x
 // against targets y in [0, 1], max(x, 0) - x*y + log(1 + exp(-|x|)).
 func BCEWithLogits(x, y *Node) *Node {
-	return Add(Sub(relu(x), Mul(x, y)), Log1p(Exp(Neg(Abs(x)))))
+	return Add(Sub(conv.ReLU(x), Mul(x, y)), Log1p(Exp(Neg(Abs(x)))))
 }
 
 // FocalLoss is the sigmoid focal loss (Lin et al.) of logits x against
@@ -38,7 +40,7 @@ func GIoULoss(pred, target *Node) *Node {
 	tArea := Mul(Add(tl, tr), Add(tt, tb))
 	iw := Add(Min(pl, tl), Min(pr, tr))
 	ih := Add(Min(pt, tt), Min(pb, tb))
-	inter := Mul(relu(iw), relu(ih))
+	inter := Mul(conv.ReLU(iw), conv.ReLU(ih))
 	union := Sub(Add(pArea, tArea), inter)
 	cw := Add(Max(pl, tl), Max(pr, tr))
 	ch := Add(Max(pt, tt), Max(pb, tb))

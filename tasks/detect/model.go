@@ -6,7 +6,6 @@ import (
 	. "github.com/gomlx/gomlx/core/graph" //nolint:revive // graph building reads best unqualified
 	"github.com/gomlx/gomlx/ml/layers/activation"
 	"github.com/gomlx/gomlx/ml/model"
-	"github.com/gomlx/gomlx/support/exceptions"
 
 	"github.com/peco-dev/peco/backbones/conv"
 	"github.com/peco-dev/peco/core"
@@ -112,7 +111,7 @@ func (n *Network) pyramid(scope *model.Scope, x *Node) []*Node {
 			}
 		case s > n.PatchSize:
 			for range log2(s / n.PatchSize) {
-				y = maxPool2(y)
+				y = conv.MaxPool2x(y)
 			}
 		}
 		y = conv.GroupNorm(ls.In("out_norm"), conv.Conv2D(ls.In("out"), y, n.Channels, 3, 1, 1), n.Groups)
@@ -126,10 +125,10 @@ func (n *Network) pyramid(scope *model.Scope, x *Node) []*Node {
 // the prototypes and a ReLU.
 func (n *Network) protonet(scope *model.Scope, x *Node) *Node {
 	for i := range 2 {
-		x = relu(conv.Conv2D(scope.In("conv%d", i), x, n.Channels, 3, 1, 1))
+		x = conv.ReLU(conv.Conv2D(scope.In("conv%d", i), x, n.Channels, 3, 1, 1))
 	}
-	x = relu(conv.Conv2D(scope.In("up"), conv.Upsample2x(x), n.Channels, 3, 1, 1))
-	return relu(conv.Conv2D(scope.In("out"), x, n.Prototypes, 1, 1, 0))
+	x = conv.ReLU(conv.Conv2D(scope.In("up"), conv.Upsample2x(x), n.Channels, 3, 1, 1))
+	return conv.ReLU(conv.Conv2D(scope.In("out"), x, n.Prototypes, 1, 1, 0))
 }
 
 // head is the FCOS head on level i [B, h, w, C] (its variables shared by
@@ -147,7 +146,7 @@ func (n *Network) head(scope *model.Scope, x *Node, i int) (cls, ltrb, ctr, coef
 	tower := func(name string) *Node {
 		y := x
 		for j := range n.TowerDepth {
-			y = relu(conv.GroupNorm(sub("%s_norm%d", name, j), conv.Conv2D(sub("%s%d", name, j), y, n.Channels, 3, 1, 1), n.Groups))
+			y = conv.ReLU(conv.GroupNorm(sub("%s_norm%d", name, j), conv.Conv2D(sub("%s%d", name, j), y, n.Channels, 3, 1, 1), n.Groups))
 		}
 		return y
 	}
@@ -170,16 +169,4 @@ func log2(v int) int {
 		k++
 	}
 	return k
-}
-
-// relu is max(x, 0).
-func relu(x *Node) *Node { return Max(x, ScalarZero(x.Graph(), x.DType())) }
-
-// maxPool2 is a 2x2 max-pool with stride 2 of [B, H, W, C] (H, W even).
-func maxPool2(x *Node) *Node {
-	b, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
-	if h%2 != 0 || w%2 != 0 {
-		exceptions.Panicf("detect: the %dx%d map must be even for the pyramid's x2 pooling", h, w)
-	}
-	return ReduceMax(Reshape(x, b, h/2, 2, w/2, 2, c), 2, 4)
 }

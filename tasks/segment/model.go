@@ -64,13 +64,13 @@ func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node 
 		up(ds.In("fpn1"), grid(f.Layers[n.Layers[0]]), 2),
 		up(ds.In("fpn2"), grid(f.Layers[n.Layers[1]]), 1),
 		grid(f.Layers[n.Layers[2]]),
-		maxPool2(grid(f.Layers[n.Layers[3]])),
+		conv.MaxPool2x(grid(f.Layers[n.Layers[3]])),
 	}
 	// FPN: lateral 1x1 convs, top-down sums, 3x3 output convs, fused at the
 	// finest level.
 	lat := make([]*Node, 4)
 	for i, x := range feats {
-		lat[i] = relu(conv.Conv2D(ds.In("lateral%d", i), x, n.Channels, 1, 1, 0))
+		lat[i] = conv.ReLU(conv.Conv2D(ds.In("lateral%d", i), x, n.Channels, 1, 1, 0))
 	}
 	for i := 2; i >= 0; i-- {
 		lat[i] = Add(lat[i], resizeTo(lat[i+1], lat[i].Shape().Dim(1), lat[i].Shape().Dim(2)))
@@ -78,10 +78,10 @@ func (n *Network) Logits(scope *model.Scope, images *Node, training bool) *Node 
 	h, w := lat[0].Shape().Dim(1), lat[0].Shape().Dim(2)
 	var outs []*Node
 	for i, x := range lat {
-		o := relu(conv.GroupNorm(ds.In("fpn_norm%d", i), conv.Conv2D(ds.In("fpn_conv%d", i), x, n.Channels, 3, 1, 1), n.Groups))
+		o := conv.ReLU(conv.GroupNorm(ds.In("fpn_norm%d", i), conv.Conv2D(ds.In("fpn_conv%d", i), x, n.Channels, 3, 1, 1), n.Groups))
 		outs = append(outs, resizeTo(o, h, w))
 	}
-	fused := relu(conv.GroupNorm(ds.In("fuse_norm"), conv.Conv2D(ds.In("fuse"), Concatenate(outs, -1), n.Channels, 3, 1, 1), n.Groups))
+	fused := conv.ReLU(conv.GroupNorm(ds.In("fuse_norm"), conv.Conv2D(ds.In("fuse"), Concatenate(outs, -1), n.Channels, 3, 1, 1), n.Groups))
 	logits := conv.Conv2D(ds.In("cls"), fused, n.NumClasses, 1, 1, 0)
 	s := images.Shape().Dim(1)
 	return resizeTo(logits, s, images.Shape().Dim(2))
@@ -121,16 +121,4 @@ func PixelLoss(logits, labels *Node) *Node {
 	logp := LogSoftmax(logits, -1)
 	nll := Neg(ReduceSum(Mul(OneHot(safe, k, logits.DType()), logp), -1))
 	return Div(ReduceAllSum(Mul(nll, valid)), Max(ReduceAllSum(valid), ScalarOne(logits.Graph(), logits.DType())))
-}
-
-// relu is max(x, 0).
-func relu(x *Node) *Node { return Max(x, ScalarZero(x.Graph(), x.DType())) }
-
-// maxPool2 is a 2x2 max-pool with stride 2 of [B, H, W, C] (H, W even).
-func maxPool2(x *Node) *Node {
-	b, h, w, c := x.Shape().Dim(0), x.Shape().Dim(1), x.Shape().Dim(2), x.Shape().Dim(3)
-	if h%2 != 0 || w%2 != 0 {
-		exceptions.Panicf("segmentation: the patch grid %dx%d must be even for the pyramid's x2 pooling", h, w)
-	}
-	return ReduceMax(Reshape(x, b, h/2, 2, w/2, 2, c), 2, 4)
 }
