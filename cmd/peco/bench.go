@@ -70,6 +70,7 @@ kind. Results go to --out as bench-<date>-<host>.json.`,
 				fmt.Fprintf(stderr, "bench: %v (no peak fractions)\n", perr)
 			}
 			load0 := loadAvg()
+			measured := measurePeaks(threads, stderr)
 			started := time.Now()
 			var results []bench.Result
 			for round := range max(rounds, 1) {
@@ -91,11 +92,14 @@ kind. Results go to --out as bench-<date>-<host>.json.`,
 				"date": started.UTC().Format(time.RFC3339), "host": host, "machine": machine(),
 				"go": runtime.Version(), "gomlx": run.GoMLXVersion(), "peco": run.Version,
 				"command": os.Args, "rounds": rounds, "results": results, "summary": sums,
-				"peak": peak, "peak_formula": peak.Formula(),
+				"peak": peak, "peak_formula": peak.Formula(), "measured_peak": measured,
 				"loadavg_start": load0, "loadavg_end": loadAvg(), "wall_sec": time.Since(started).Seconds(),
 			}
-			fmt.Fprintf(stdout, "machine: %s, %s\npeak: %s\nload average (1, 5, 15 min): %s at the start, %s at the end\n\n%s",
-				machine(), runtime.Version(), peak.Formula(), load0, loadAvg(), bench.SummaryTable(sums))
+			fmt.Fprintf(stdout, "machine: %s, %s\npeak: %s\n", machine(), runtime.Version(), peak.Formula())
+			for _, m := range measured {
+				fmt.Fprintf(stdout, "measured peak: %s\n", m)
+			}
+			fmt.Fprintf(stdout, "load average (1, 5, 15 min): %s at the start, %s at the end\n\n%s", load0, loadAvg(), bench.SummaryTable(sums))
 			for _, s := range sums {
 				if len(s.Ops) > 0 && s.Steps > 0 {
 					fmt.Fprintf(stdout, "\nwhere the time of our %s step goes (%d threads, per step, over %d timed steps):\n%s",
@@ -215,6 +219,31 @@ func benchRound(name string, round, threads int, c benchChild, stderr io.Writer)
 
 // parseThreads reads --threads: comma-separated counts >= 1, or "" for one
 // run at all CPUs (0).
+// measurePeaks runs bench.MeasurePeak for 2 s at 1 thread and at each other
+// thread count of the run (0 = all CPUs), before the workloads; a machine
+// without the loop gets a note on stderr and no measurement.
+func measurePeaks(threads []int, stderr io.Writer) []bench.MeasuredPeak {
+	counts := []int{1}
+	for _, t := range threads {
+		if t == 0 {
+			t = runtime.NumCPU()
+		}
+		if !slices.Contains(counts, t) {
+			counts = append(counts, t)
+		}
+	}
+	var out []bench.MeasuredPeak
+	for _, t := range counts {
+		m, err := bench.MeasurePeak(t, 2*time.Second)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: %v\n", err)
+			return out
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
 func parseThreads(s string) ([]int, error) {
 	if strings.TrimSpace(s) == "" {
 		return []int{0}, nil
