@@ -192,6 +192,8 @@ type Table struct {
 	Failed []string
 	// FailedWhy maps a Failed id to its status and error, for the report.
 	FailedWhy map[string]string
+	// Comparisons, when set (see Compare), are rendered after the table.
+	Comparisons []Comparison
 }
 
 // Row is one variant's results.
@@ -206,6 +208,7 @@ type Cell struct {
 	Mean, Std float64 // Std: sample standard deviation (n-1), 0 when N == 1
 	N         int     // number of seeds; 0: missing
 	Values    []float64
+	Seeds     []int64 // Seeds[i] is the seed of Values[i]
 }
 
 // BuildTable builds the results table of one sweep's runs. Rows are the
@@ -298,6 +301,7 @@ func BuildTable(sums []RunSummary, metrics []Metric, variantOrder []string) (*Ta
 			}
 			sort.Slice(seedList, func(i, j int) bool { return seedList[i] < seedList[j] })
 			var vals []float64
+			var valSeeds []int64
 			for _, seed := range seedList {
 				s := bySeed[seed]
 				x, ok, err := metricValue(s, m.Key)
@@ -311,9 +315,11 @@ func BuildTable(sums []RunSummary, metrics []Metric, variantOrder []string) (*Ta
 					x *= m.Scale
 				}
 				vals = append(vals, x)
+				valSeeds = append(valSeeds, seed)
 				seeds[seed] = true
 			}
 			row.Cells[mi] = newCell(vals)
+			row.Cells[mi].Seeds = valSeeds
 		}
 		for s := range seeds {
 			row.Seeds = append(row.Seeds, s)
@@ -578,6 +584,9 @@ func (t *Table) Markdown() string {
 			seeds = []string{"—"}
 		}
 		b.WriteString(" " + strings.Join(seeds, ", ") + " |\n")
+	}
+	if len(t.Comparisons) > 0 {
+		b.WriteString("\n" + ComparisonsMarkdown(t.Comparisons))
 	}
 	if len(t.Failed) > 0 {
 		fmt.Fprintf(&b, "\nRuns that did not complete (not counted): %d\n\n", len(t.Failed))

@@ -12,11 +12,11 @@ import (
 	"github.com/peco-dev/peco/sweep"
 )
 
-// newResultsCmd is `peco results DIR... [--out DIR2] [--metric stage:key[:name]]...`:
+// newResultsCmd is `peco results DIR... [--out DIR2] [--metric stage:key[:name]]... [--compare A,B]...`:
 // the results table of sweeps, rebuilt from their runs' summary.json files.
 func newResultsCmd(stdout io.Writer) *cobra.Command {
 	var out string
-	var metricFlags []string
+	var metricFlags, compareFlags []string
 	cmd := &cobra.Command{
 		Use:   "results DIR...",
 		Short: "print the results table of sweeps from their runs' summary.json files (merging folders), and with --out write results.md/csv and charts",
@@ -31,8 +31,13 @@ each column in bold; runs that did not complete are listed below it.
 Each --metric stage:key[:name] is a column: a key of the summary of the
 stage's runs (meta.json "summary", e.g. final_top1), or wall_seconds or steps;
 name is its heading (default "stage key"). Keys naming a loss or an error are
-lower-is-better. Without --metric, every numeric "final_*" key of every stage
-is a column.
+lower-is-better. Without --metric, the sweep's own columns (its table.json,
+from the sweep file's metrics) or, without one, every numeric "final_*" key of
+every stage is a column.
+
+Each --compare A,B adds, below the table, variant A against variant B on every
+metric, paired by seed: the mean difference ± its standard deviation, the
+paired t statistic and the difference in pooled standard deviations.
 
 With --out, results.md, results.csv, a bar chart of the first metric and a
 chart of each stage's main curve are written there (in a folder per sweep
@@ -43,11 +48,20 @@ under it when the DIRs hold several sweeps).`,
 			if err != nil {
 				return err
 			}
-			return results(stdout, args, metrics, out)
+			var pairs [][2]string
+			for _, c := range compareFlags {
+				a, b, ok := strings.Cut(c, ",")
+				if !ok || strings.TrimSpace(a) == "" || strings.TrimSpace(b) == "" || strings.Contains(b, ",") {
+					return fmt.Errorf("--compare %q: want two variants, A,B", c)
+				}
+				pairs = append(pairs, [2]string{strings.TrimSpace(a), strings.TrimSpace(b)})
+			}
+			return results(stdout, args, metrics, pairs, out)
 		},
 	}
 	cmd.Flags().StringVar(&out, "out", "", "write results.md, results.csv and the charts into this folder")
-	cmd.Flags().StringArrayVar(&metricFlags, "metric", nil, `a column: stage:key[:name], e.g. finetune:final_top1:"fine-tune top-1"; repeatable (default: every final_* key)`)
+	cmd.Flags().StringArrayVar(&metricFlags, "metric", nil, `a column: stage:key[:name], e.g. finetune:final_top1:"fine-tune top-1"; repeatable (default: the sweep's columns, or every final_* key)`)
+	cmd.Flags().StringArrayVar(&compareFlags, "compare", nil, "A,B: compare variant A with variant B on every metric, paired by seed (mean difference, t, std devs); repeatable")
 	return cmd
 }
 
@@ -70,7 +84,7 @@ func parseMetricFlags(flags []string) ([]sweep.Metric, error) {
 	return ms, nil
 }
 
-func results(w io.Writer, dirs []string, metrics []sweep.Metric, out string) error {
+func results(w io.Writer, dirs []string, metrics []sweep.Metric, compare [][2]string, out string) error {
 	sums, err := sweep.ReadSummaries(dirs...)
 	if err != nil {
 		return err
@@ -98,6 +112,13 @@ func results(w io.Writer, dirs []string, metrics []sweep.Metric, out string) err
 		t, err := sweep.BuildTable(runs, ms, order)
 		if err != nil {
 			return fmt.Errorf("sweep %q: %w", name, err)
+		}
+		for _, p := range compare {
+			cs, err := sweep.Compare(t, p[0], p[1])
+			if err != nil {
+				return fmt.Errorf("sweep %q: %w", name, err)
+			}
+			t.Comparisons = append(t.Comparisons, cs...)
 		}
 		if i > 0 {
 			fmt.Fprintln(w)
