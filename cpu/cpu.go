@@ -38,6 +38,9 @@ type Backend struct {
 	// noFusion (option "nofuse") runs element-wise chains op by op, for
 	// comparisons.
 	noFusion bool
+	// noRemat (option "noremat") keeps every value read by the backward
+	// pass alive instead of recomputing element-wise ones (see remat.go).
+	noRemat bool
 	// flops counts the floating-point operations of the executions run so
 	// far (see FLOPs).
 	flops atomic.Int64
@@ -47,7 +50,9 @@ var _ compute.Backend = (*Backend)(nil)
 
 // New returns a CPU backend; it uses runtime.GOMAXPROCS(0) threads. config
 // is a comma-separated list of options, possibly empty: "profile" times
-// every op (see OpProfile), "nofuse" turns element-wise fusion off.
+// every op (see OpProfile), "nofuse" turns element-wise fusion off,
+// "noremat" turns off the recomputation of element-wise values read late
+// (see remat.go).
 func New(config string) (*Backend, error) {
 	b := &Backend{}
 	for _, opt := range strings.Split(config, ",") {
@@ -57,8 +62,10 @@ func New(config string) (*Backend, error) {
 			b.profile = newOpProfile()
 		case "nofuse":
 			b.noFusion = true
+		case "noremat":
+			b.noRemat = true
 		default:
-			return nil, fmt.Errorf("backend %q: unknown option %q (options: profile, nofuse)", BackendName, opt)
+			return nil, fmt.Errorf("backend %q: unknown option %q (options: profile, nofuse, noremat)", BackendName, opt)
 		}
 	}
 	return b, nil

@@ -80,6 +80,13 @@ func newExecutable(b *Builder) (*Executable, error) {
 			order = append(order, n)
 		}
 	}
+	if !b.backend.noRemat {
+		nextID := 0
+		for _, n := range f.nodes {
+			nextID = max(nextID, n.id+1)
+		}
+		order = rematerialize(order, f.outputs, nextID)
+	}
 	if !b.backend.noFusion {
 		order = fuseElementwise(order, f.outputs)
 	}
@@ -122,38 +129,58 @@ func (e *Executable) Finalize() {
 // read, and places the values, largest first, each at the lowest offset
 // (a multiple of slotAlign elements) where it overlaps no value already
 // placed that is alive at the same time (greedy by size, as TFLite's
-// arena planner). Values alive at the same time never share memory.
+// arena planner). Values alive at the same time never share memory, with
+// one exception: a fused element-wise kernel may write its result over a
+// full-size input it is the last reader of (see inPlace), so the two are
+// placed as one value spanning both lifetimes.
 func (e *Executable) planSlots() {
 	type value struct {
-		n          *node
-		start, end int // node indices: computed at start, last read at end
+		nodes      []*node // the nodes sharing the value's place, in execution order
+		dt         dtypes.DType
+		start, end int // node indices: first computed at start, last read at end
 		size       int // elements, rounded up to slotAlign
+	}
+	lastRead := map[*node]int{} // storage -> index of its last reader
+	for i, n := range e.nodes {
+		for _, x := range n.inputs {
+			lastRead[e.root[x]] = i
+		}
 	}
 	byNode := map[*node]*value{}
 	var vals []*value
 	for i, n := range e.nodes {
-		if n.run != nil && !n.alias && !e.pinned[n] && e.uses[n] > 0 {
-			v := &value{n: n, start: i, end: i, size: (n.shape.Size() + slotAlign - 1) &^ (slotAlign - 1)}
-			byNode[n] = v
-			vals = append(vals, v)
-		}
 		for _, x := range n.inputs {
 			if v := byNode[e.root[x]]; v != nil {
 				v.end = i
 			}
 		}
+		if n.run == nil || n.alias || e.pinned[n] || e.uses[n] == 0 {
+			continue
+		}
+		if v := e.inPlace(n, i, func(r *node) (int, bool) {
+			_, slotted := byNode[r]
+			return lastRead[r], slotted
+		}); v != nil {
+			shared := byNode[v]
+			shared.nodes = append(shared.nodes, n)
+			byNode[n] = shared
+			continue
+		}
+		v := &value{nodes: []*node{n}, dt: n.shape.DType, start: i, end: i, size: (n.shape.Size() + slotAlign - 1) &^ (slotAlign - 1)}
+		byNode[n] = v
+		vals = append(vals, v)
 	}
 	sort.SliceStable(vals, func(i, j int) bool { return vals[i].size > vals[j].size })
 	e.slot = map[*node]int{}
 	e.arenaLen = map[dtypes.DType]int{}
 	placed := map[dtypes.DType][]*value{}
+	offset := map[*value]int{}
 	type span struct{ lo, hi int }
 	for _, v := range vals {
-		dt := v.n.shape.DType
 		var busy []span
-		for _, p := range placed[dt] {
+		for _, p := range placed[v.dt] {
 			if p.start <= v.end && v.start <= p.end {
-				busy = append(busy, span{e.slot[p.n], e.slot[p.n] + p.size})
+				busy = append(busy, span{offset[p], offset[p] + p.size})
 			}
 		}
 		sort.Slice(busy, func(i, j int) bool { return busy[i].lo < busy[j].lo })
@@ -164,10 +191,37 @@ func (e *Executable) planSlots() {
 			}
 			off = max(off, b.hi)
 		}
-		e.slot[v.n] = off
-		e.arenaLen[dt] = max(e.arenaLen[dt], off+v.size)
-		placed[dt] = append(placed[dt], v)
+		offset[v] = off
+		for _, n := range v.nodes {
+			e.slot[n] = off
+		}
+		e.arenaLen[v.dt] = max(e.arenaLen[v.dt], off+v.size)
+		placed[v.dt] = append(placed[v.dt], v)
 	}
+}
+
+// inPlace returns the input storage node n (the i-th node of the execution
+// order) may compute its value into, or nil: n must be a fused element-wise
+// kernel, and the input an intermediate of n's dtype and size, read as a
+// full-size operand (not a scalar), whose last reader is n (lastRead gives
+// the index of an intermediate's last reader, false for storage that is not
+// an intermediate). A fused kernel reads block [lo, hi) of every full-size
+// operand before it writes block [lo, hi) of its output and never reads
+// elsewhere, so writing over such an operand is safe.
+func (e *Executable) inPlace(n *node, i int, lastRead func(r *node) (int, bool)) *node {
+	if n.fusedOps == nil {
+		return nil
+	}
+	for _, x := range n.inputs {
+		r := e.root[x]
+		if x.shape.Size() != n.shape.Size() || r.shape.DType != n.shape.DType || r.shape.Size() != n.shape.Size() {
+			continue
+		}
+		if end, ok := lastRead(r); ok && end == i {
+			return r
+		}
+	}
+	return nil
 }
 
 // slotAlign is the alignment, in elements, of values in the arena (64
