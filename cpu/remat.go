@@ -96,7 +96,7 @@ func rematerialize(order []*node, outputs []*node, nextID int) []*node {
 	lastRead = func(n *node) int {
 		last := -1
 		for _, r := range readers[n] {
-			if r.by.alias {
+			if r.by.alias && len(r.by.inputs) == 1 {
 				last = max(last, lastRead(r.by))
 			} else {
 				last = max(last, r.pos)
@@ -153,65 +153,116 @@ func rematerialize(order []*node, outputs []*node, nextID int) []*node {
 		return c, true
 	}
 
+	// usesOf lists the reads of n's value by non-alias nodes, following
+	// aliases: a forward reshape read by the backward pass is a late read
+	// of n. via is the alias chain from n to the reader.
+	type use struct {
+		by  *node
+		via []*node
+		pos int
+	}
+	var usesOf func(n *node, via []*node) []use
+	usesOf = func(n *node, via []*node) []use {
+		var out []use
+		for _, r := range readers[n] {
+			if r.by.alias && len(r.by.inputs) == 1 {
+				out = append(out, usesOf(r.by, append(via[:len(via):len(via)], r.by))...)
+			} else {
+				out = append(out, use{r.by, via, r.pos})
+			}
+		}
+		return out
+	}
+	dropReader := func(x, by *node) {
+		rr := readers[x]
+		for i := len(rr) - 1; i >= 0; i-- {
+			if rr[i].by == by {
+				rr = append(rr[:i], rr[i+1:]...)
+			}
+		}
+		readers[x] = rr
+	}
+
 	for _, v := range order {
 		if v.alias || !recomputable(v) || isOutput[v] || v.shape.Size() < rematMinSize {
 			continue
 		}
-		rs := readers[v]
-		if len(rs) == 0 {
+		us := usesOf(v, nil)
+		if len(us) == 0 {
 			continue
 		}
-		sort.SliceStable(rs, func(i, j int) bool { return rs[i].pos < rs[j].pos })
+		sort.SliceStable(us, func(i, j int) bool { return us[i].pos < us[j].pos })
 		// The largest gap between consecutive reads splits early from late.
 		gap, split, prev := 0, 0, pos[v]
-		for i, r := range rs {
-			if d := r.pos - prev; d > gap {
+		for i, u := range us {
+			if d := u.pos - prev; d > gap {
 				gap, split = d, i
 			}
-			prev = r.pos
+			prev = u.pos
 		}
 		if gap < rematMinGap {
 			continue
 		}
-		late := rs[split:]
-		at := late[0].by
-		p := late[0].pos
-		if at.alias || clones[key{v, p}] != nil {
+		late := us[split:]
+		at, p := late[0].by, late[0].pos
+		if clones[key{v, p}] != nil {
 			continue
 		}
-		// Try the clone on a copy of the bookkeeping: a failed attempt must
-		// leave no half-made clones behind.
-		savedReaders := len(before[at])
+		// A failed attempt must leave no half-made clones behind: the clones
+		// made are the tail of before[at], the memo entries those of keys.
+		made := len(before[at])
+		keysBefore := len(clones)
 		c, ok := cloneAt(v, p, at, v.shape.Size(), 0)
 		if !ok {
-			for _, dead := range before[at][savedReaders:] {
-				delete(clones, key{dead, p})
-			}
-			// Undo the readers the half-made clones registered.
-			for _, dead := range before[at][savedReaders:] {
-				for _, x := range dead.inputs {
-					rr := readers[x]
-					for i := len(rr) - 1; i >= 0; i-- {
-						if rr[i].by == dead {
-							rr = append(rr[:i], rr[i+1:]...)
-						}
-					}
-					readers[x] = rr
+			dead := map[*node]bool{}
+			for _, d := range before[at][made:] {
+				dead[d] = true
+				for _, x := range d.inputs {
+					dropReader(x, d)
 				}
 			}
-			before[at] = before[at][:savedReaders]
+			for k, cl := range clones {
+				if dead[cl] {
+					delete(clones, k)
+				}
+			}
+			if len(clones) != keysBefore {
+				panic("cpu: rematerialize lost track of its clones")
+			}
+			before[at] = before[at][:made]
 			continue
 		}
-		// The late readers read the clone.
-		for _, r := range late {
-			for i, x := range r.by.inputs {
-				if x == v {
-					r.by.inputs[i] = c
+		// The late readers read the clone, through clones of the aliases
+		// they read it by.
+		for _, u := range late {
+			src, orig := c, v
+			for _, a := range u.via {
+				k := key{a, p}
+				ac, ok := clones[k]
+				if !ok {
+					ac = new(node)
+					*ac = *a
+					ac.id = nextID
+					nextID++
+					ac.inputs = []*node{src}
+					readers[src] = append(readers[src], read{ac, p})
+					clones[k] = ac
+					before[at] = append(before[at], ac)
+				}
+				src, orig = ac, a
+			}
+			replaced := false
+			for i, x := range u.by.inputs {
+				if x == orig {
+					u.by.inputs[i] = src
+					replaced = true
 				}
 			}
-			readers[c] = append(readers[c], r)
+			if replaced {
+				dropReader(orig, u.by)
+				readers[src] = append(readers[src], read{u.by, u.pos})
+			}
 		}
-		readers[v] = rs[:split]
 	}
 	if len(before) == 0 {
 		return order

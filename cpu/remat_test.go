@@ -10,7 +10,8 @@ import (
 )
 
 // rematGraph builds, on backend config, a graph in which b (x*x, x*x + x or
-// exp(x) + x for chain 1, 2 or 0) is read once early (a sum) and once late,
+// exp(x) + x for chain 1, 2 or 0; x*x read late through an early reshape for
+// 3) is read once early (a sum) and once late,
 // after a chain of 80 large element-wise ops on another value, as a forward
 // value is read by a backward pass. It returns the executable and its
 // outputs for input v.
@@ -24,12 +25,17 @@ func rematGraph(t *testing.T, config string, chain int, v []float32) (*Executabl
 	f := bld.Main().(*Function)
 	n := len(v)
 	x := mustV(f.Parameter("x", shapes.Make(dtypes.Float32, n), nil))
-	var bv compute.Value
+	var bv, bAlias compute.Value
 	switch chain {
 	case 0:
 		bv = mustV(f.Add(mustV(f.Exp(x)), x))
 	case 1:
 		bv = mustV(f.Mul(x, x))
+	case 3:
+		// Read late through a reshape made early, as the backward pass
+		// reads a forward value by the forward's reshape of it.
+		bv = mustV(f.Mul(x, x))
+		bAlias = mustV(f.Reshape(bv, n/2, 2))
 	default:
 		bv = mustV(f.Add(mustV(f.Mul(x, x)), x))
 	}
@@ -38,7 +44,12 @@ func rematGraph(t *testing.T, config string, chain int, v []float32) (*Executabl
 	for range 80 {
 		c = mustV(f.Sqrt(mustV(f.Abs(c))))
 	}
-	late := mustV(f.Mul(bv, c))
+	var late compute.Value
+	if bAlias != nil {
+		late = mustV(f.Reshape(mustV(f.Mul(bAlias, mustV(f.Reshape(c, n/2, 2)))), n))
+	} else {
+		late = mustV(f.Mul(bv, c))
+	}
 	// c is read twice, so fusion materializes it instead of folding the
 	// filler into the late reader's kernel.
 	cSum := mustV(f.ReduceSum(c, 0))
@@ -85,6 +96,11 @@ func TestRematerialize(t *testing.T) {
 		// reader and b dies before c exists, so they share.
 		{"one op", 1, "", 1, 2},
 		{"two ops", 2, "", 1, 2},
+		// Through a reshape, recomputed as op by op; fused, b' is read by
+		// the late kernel through a reshape and so materialized beside
+		// c: no saving here, but the same results.
+		{"through a reshape", 3, "nofuse", 2, 3},
+		{"through a reshape", 3, "", 2, 2},
 		{"behind a transcendental op", 0, "", 2, 2},
 		{"behind a transcendental op", 0, "nofuse", 3, 3},
 	} {
@@ -108,7 +124,7 @@ func TestRematerialize(t *testing.T) {
 				for range 80 {
 					c = math.Sqrt(math.Abs(c))
 				}
-				bv := [3]float64{math.Exp(x) + x, x * x, x*x + x}[tc.chain]
+				bv := [4]float64{math.Exp(x) + x, x * x, x*x + x, x * x}[tc.chain]
 				if w := bv * c; math.Abs(float64(got[0][i])-w) > 1e-5*(1+math.Abs(w)) {
 					t.Fatalf("late[%d] = %v, want %v", i, got[0][i], w)
 				}
