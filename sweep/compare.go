@@ -32,8 +32,11 @@ type Comparison struct {
 }
 
 // Compare returns, for every metric of t, the comparison of variant a with
-// variant b over the seeds both have (a metric where they share no seed is
-// left out). It is an error when a or b is not a row of t.
+// variant b over the seeds both have. A metric where they share no seed is
+// left out, and so is one that both read from the same run at every shared
+// seed (a stage the two variants share, such as the tokenizer of MIM
+// variants that differ only after it: the difference is zero by
+// construction). It is an error when a or b is not a row of t.
 func Compare(t *Table, a, b string) ([]Comparison, error) {
 	ra, rb := t.row(a), t.row(b)
 	if ra == nil || rb == nil {
@@ -50,21 +53,23 @@ func Compare(t *Table, a, b string) ([]Comparison, error) {
 	var out []Comparison
 	for mi, m := range t.Metrics {
 		ca, cb := ra.Cells[mi], rb.Cells[mi]
-		bySeed := map[int64]float64{}
+		bySeed := map[int64]int{}
 		for i, s := range cb.Seeds {
-			bySeed[s] = cb.Values[i]
+			bySeed[s] = i
 		}
 		var xa, xb []float64
 		c := Comparison{Metric: m.Name, A: a, B: b}
+		sameRuns := true
 		for i, s := range ca.Seeds {
-			if vb, ok := bySeed[s]; ok {
+			if j, ok := bySeed[s]; ok {
 				c.Seeds = append(c.Seeds, s)
 				xa = append(xa, ca.Values[i])
-				xb = append(xb, vb)
+				xb = append(xb, cb.Values[j])
+				sameRuns = sameRuns && runOf(ca, i) != "" && runOf(ca, i) == runOf(cb, j)
 			}
 		}
 		n := len(c.Seeds)
-		if n == 0 {
+		if n == 0 || sameRuns {
 			continue
 		}
 		d := make([]float64, n)
@@ -82,6 +87,14 @@ func Compare(t *Table, a, b string) ([]Comparison, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// runOf is the id of the run of c's i-th value ("" when unknown).
+func runOf(c Cell, i int) string {
+	if i < len(c.Runs) {
+		return c.Runs[i]
+	}
+	return ""
 }
 
 // ratio is x/y, with 0/0 = 0 (no difference, no spread).

@@ -101,9 +101,9 @@ func TestCompareBuiltTable(t *testing.T) {
 	if len(ft.Seeds) != 2 || ft.Seeds[0] != 1 || ft.Seeds[1] != 2 || math.Abs(ft.Diff-10) > 1e-9 {
 		t.Errorf("fine-tune top-1: %+v, want seeds 1 and 2 (seed 3 failed), +10", ft)
 	}
-	// The shared tokenizer gives both the same PSNR: no difference.
-	if p := got["tokenizer PSNR"]; p.Diff != 0 || p.T != 0 {
-		t.Errorf("tokenizer PSNR: %+v", p)
+	// Both read the PSNR from the shared tokenizer runs: no comparison.
+	if p, ok := got["tokenizer PSNR"]; ok {
+		t.Errorf("tokenizer PSNR compared though both variants share its runs: %+v", p)
 	}
 	tb.Comparisons = cs
 	if md := tb.Markdown(); !strings.Contains(md, "| MIM acc | perceptual | pixel | 1, 2, 3 | 42.00 | 32.00 | +10.00 ± 0.00 |") {

@@ -209,6 +209,9 @@ type Cell struct {
 	N         int     // number of seeds; 0: missing
 	Values    []float64
 	Seeds     []int64 // Seeds[i] is the seed of Values[i]
+	// Runs[i] is the id of the run Values[i] was read from (variants that
+	// share a stage's run share its id).
+	Runs []string
 }
 
 // BuildTable builds the results table of one sweep's runs. Rows are the
@@ -302,6 +305,7 @@ func BuildTable(sums []RunSummary, metrics []Metric, variantOrder []string) (*Ta
 			sort.Slice(seedList, func(i, j int) bool { return seedList[i] < seedList[j] })
 			var vals []float64
 			var valSeeds []int64
+			var valRuns []string
 			for _, seed := range seedList {
 				s := bySeed[seed]
 				x, ok, err := metricValue(s, m.Key)
@@ -316,10 +320,12 @@ func BuildTable(sums []RunSummary, metrics []Metric, variantOrder []string) (*Ta
 				}
 				vals = append(vals, x)
 				valSeeds = append(valSeeds, seed)
+				valRuns = append(valRuns, s.ID)
 				seeds[seed] = true
 			}
 			row.Cells[mi] = newCell(vals)
 			row.Cells[mi].Seeds = valSeeds
+			row.Cells[mi].Runs = valRuns
 		}
 		for s := range seeds {
 			row.Seeds = append(row.Seeds, s)
