@@ -12,13 +12,15 @@ import (
 const fmaChunk = 1 << 20
 
 // MeasuredPeak is the fp32 rate a register-only FMA loop reaches on this
-// machine: no memory traffic, 12 independent 8-lane FMA chains per thread,
+// machine: no memory traffic, 12 independent FMA chains per thread on the
+// widest vectors the CPU has (16 lanes with AVX-512F, else 8),
 // one thread per goroutine locked to its OS thread. It is what the cores
 // deliver as the machine runs now (boost clock, a VM's scheduling, SMT
 // siblings sharing FMA units), the ceiling a GEMM can approach, beside
 // Peak's number from the CPU's description.
 type MeasuredPeak struct {
 	Threads int     `json:"threads"`
+	Lanes   int     `json:"lanes"`
 	Seconds float64 `json:"seconds"`
 	GFLOPs  float64 `json:"gflops"`
 }
@@ -31,7 +33,8 @@ func MeasurePeak(threads int, d time.Duration) (MeasuredPeak, error) {
 	if threads < 1 {
 		return MeasuredPeak{}, fmt.Errorf("measured peak: %d threads", threads)
 	}
-	if _, _, ok := fmaLoop(0); !ok {
+	_, _, lanes, ok := fmaLoop(0)
+	if !ok {
 		return MeasuredPeak{}, fmt.Errorf("measured peak: no AVX2+FMA loop for %s/%s", runtime.GOOS, runtime.GOARCH)
 	}
 	if runtime.GOMAXPROCS(0) < threads {
@@ -51,7 +54,7 @@ func MeasurePeak(threads int, d time.Duration) (MeasuredPeak, error) {
 			defer runtime.UnlockOSThread()
 			var n float64
 			for {
-				sum, perIter, _ := fmaLoop(fmaChunk)
+				sum, perIter, _, _ := fmaLoop(fmaChunk)
 				if want := float32(12 * fmaChunk); sum != want {
 					mu.Lock()
 					bad = fmt.Errorf("measured peak: FMA loop returned %v, want %v", sum, want)
@@ -73,10 +76,10 @@ func MeasurePeak(threads int, d time.Duration) (MeasuredPeak, error) {
 		return MeasuredPeak{}, bad
 	}
 	sec := time.Since(start).Seconds()
-	return MeasuredPeak{Threads: threads, Seconds: sec, GFLOPs: flops / sec / 1e9}, nil
+	return MeasuredPeak{Threads: threads, Lanes: lanes, Seconds: sec, GFLOPs: flops / sec / 1e9}, nil
 }
 
 // String describes the measurement.
 func (m MeasuredPeak) String() string {
-	return fmt.Sprintf("%.1f GFLOP/s on %d thread(s) (register-only 8-lane FMA loop, %.1f s)", m.GFLOPs, m.Threads, m.Seconds)
+	return fmt.Sprintf("%.1f GFLOP/s on %d thread(s) (register-only %d-lane FMA loop, %.1f s)", m.GFLOPs, m.Threads, m.Lanes, m.Seconds)
 }

@@ -67,8 +67,8 @@ type Summary struct {
 	FLOPsPerStep float64 `json:"flops_per_step,omitempty"`
 	OursGFLOPs   float64 `json:"ours_gflops,omitempty"`
 	PeerGFLOPs   float64 `json:"peer_gflops,omitempty"`
-	// OursPeakFrac and PeerPeakFrac are the GFLOP/s over the peak of
-	// Threads cores (PeakGFLOPs).
+	// OursPeakFrac and PeerPeakFrac are the GFLOP/s over the peak at
+	// Threads threads (PeakGFLOPs, see PeakAt).
 	PeakGFLOPs   float64 `json:"peak_gflops,omitempty"`
 	OursPeakFrac float64 `json:"ours_peak_frac,omitempty"`
 	PeerPeakFrac float64 `json:"peer_peak_frac,omitempty"`
@@ -79,9 +79,9 @@ type Summary struct {
 }
 
 // Summarize groups results by workload and thread count, in first-seen
-// order, and computes each group's Summary; peakPerCore is the machine's
-// fp32 peak per core in GFLOP/s (0: no fractions).
-func Summarize(results []Result, peakPerCore float64) []Summary {
+// order, and computes each group's Summary; peak gives the machine's fp32
+// peak in GFLOP/s at a thread count (nil or 0: no fractions), see PeakAt.
+func Summarize(results []Result, peak func(threads int) float64) []Summary {
 	type key struct {
 		w string
 		t int
@@ -147,10 +147,12 @@ func Summarize(results []Result, peakPerCore float64) []Summary {
 			if s.PeerSec.Median > 0 {
 				s.PeerGFLOPs = s.FLOPsPerStep / s.PeerSec.Median / 1e9
 			}
-			if peakPerCore > 0 && k.t > 0 {
-				s.PeakGFLOPs = peakPerCore * float64(k.t)
-				s.OursPeakFrac = s.OursGFLOPs / s.PeakGFLOPs
-				s.PeerPeakFrac = s.PeerGFLOPs / s.PeakGFLOPs
+			if peak != nil && k.t > 0 {
+				if p := peak(k.t); p > 0 {
+					s.PeakGFLOPs = p
+					s.OursPeakFrac = s.OursGFLOPs / p
+					s.PeerPeakFrac = s.PeerGFLOPs / p
+				}
 			}
 		}
 		for _, o := range ops {
@@ -208,4 +210,22 @@ func SummaryTable(sums []Summary) string {
 			sec(s.OursSec), sec(s.PeerSec), img(s.OursSec.Median), img(s.PeerSec.Median), ratio, rss, fl, gf, frac)
 	}
 	return b.String()
+}
+
+// PeakAt returns the peak that Summarize divides by at a thread count: the
+// larger of the nominal peak of that many cores (nominalPerCore x threads,
+// from the CPU's description) and the measured peak at that thread count.
+// A virtual machine's /proc/cpuinfo gives the base clock, and cores that
+// boost above it run register-only FMAs faster than the nominal peak; the
+// measured rate is then the real ceiling.
+func PeakAt(nominalPerCore float64, measured []MeasuredPeak) func(threads int) float64 {
+	return func(threads int) float64 {
+		p := nominalPerCore * float64(threads)
+		for _, m := range measured {
+			if m.Threads == threads {
+				p = max(p, m.GFLOPs)
+			}
+		}
+		return p
+	}
 }

@@ -48,7 +48,7 @@ func TestSummarizePairsRounds(t *testing.T) {
 		{Workload: "w", Impl: "torch", Round: 2, Threads: 2, Batch: 8, SecPerStep: 6.0},
 		{Workload: "w", Impl: "peco", Round: 0, Threads: 1, Batch: 8, SecPerStep: 4.0},
 	}
-	sums := Summarize(res, 10)
+	sums := Summarize(res, PeakAt(10, nil))
 	if len(sums) != 2 {
 		t.Fatalf("%d summaries, want 2 (threads 2 and 1): %+v", len(sums), sums)
 	}
@@ -149,5 +149,22 @@ func TestGEMMWorkload(t *testing.T) {
 	r := runGEMM(Workload{Name: "g", GEMM: 64}, 1, 3)
 	if r.FLOPsPerStep != 2*64*64*64 || r.SecPerStep <= 0 || r.Iters != 3 {
 		t.Errorf("result %+v", r)
+	}
+}
+
+func TestPeakAt(t *testing.T) {
+	measured := []MeasuredPeak{{Threads: 1, GFLOPs: 90}, {Threads: 2, GFLOPs: 150}}
+	peak := PeakAt(78, measured)
+	for _, c := range []struct {
+		threads int
+		want    float64
+	}{
+		{1, 90},  // measured above nominal (boost clock)
+		{2, 156}, // nominal above measured
+		{4, 312}, // not measured: nominal
+	} {
+		if got := peak(c.threads); got != c.want {
+			t.Errorf("PeakAt(78, ...)(%d) = %v, want %v", c.threads, got, c.want)
+		}
 	}
 }

@@ -86,7 +86,7 @@ kind. Results go to --out as bench-<date>-<host>.json.`,
 					}
 				}
 			}
-			sums := bench.Summarize(results, peak.PerCoreGFLOPs)
+			sums := bench.Summarize(results, bench.PeakAt(peak.PerCoreGFLOPs, measured))
 			host, _ := os.Hostname()
 			report := map[string]any{
 				"date": started.UTC().Format(time.RFC3339), "host": host, "machine": machine(),
@@ -99,6 +99,7 @@ kind. Results go to --out as bench-<date>-<host>.json.`,
 			for _, m := range measured {
 				fmt.Fprintf(stdout, "measured peak: %s\n", m)
 			}
+			fmt.Fprintf(stdout, "fractions of peak below: of the larger of the nominal and the measured peak at the thread count\n")
 			fmt.Fprintf(stdout, "load average (1, 5, 15 min): %s at the start, %s at the end\n\n%s", load0, loadAvg(), bench.SummaryTable(sums))
 			for _, s := range sums {
 				if len(s.Ops) > 0 && s.Steps > 0 {

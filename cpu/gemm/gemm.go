@@ -68,7 +68,7 @@ var directAEnabled = true
 type workspace struct {
 	a   []float32        // packed A block, up to mcMax x kcMax
 	b   []float32        // packed B block, up to kcMax x ncMax
-	tmp [mr * nr]float32 // scratch tile for partial (edge) tiles
+	tmp [mr * 2 * nr]float32 // scratch tile for partial (edge) tiles, up to 6x32
 }
 
 var wsPool = sync.Pool{New: func() any {
@@ -339,6 +339,7 @@ func multiplyBlock(ws *workspace, a []float32, transA bool, m, k, ic, mc, pc, kc
 	}
 	// Each micro-panel of A (6 rows, kc deep) is loaded from memory by
 	// the first micro-panel of B and stays in L1 for the others.
+	wide := useAVX512
 	for ir := 0; ir < mc; ir += mr {
 		rows := min(mr, mc-ir)
 		cr := c[ir*ldc:]
@@ -351,6 +352,14 @@ func multiplyBlock(ws *workspace, a []float32, transA bool, m, k, ic, mc, pc, kc
 		i0 := ic + ir
 		ap := a[i0*k+pc : (i0+mr-1)*k+pc+kc]
 		for jr := 0; jr < nc; jr += nr {
+			if wide && nc-jr >= 2*nr {
+				// Two full micro-panels of B at once (AVX-512).
+				bp := pb[jr*kc : jr*kc+2*kc*nr]
+				ct := cr[jr : jr+(mr-1)*ldc+2*nr]
+				kernel6x32AVX512A(kc, &ap[0], k, &bp[0], &ct[0], ldc, acc)
+				jr += nr
+				continue
+			}
 			cols := min(nr, nc-jr)
 			bp := pb[jr*kc : jr*kc+kc*nr]
 			if cols == nr {
@@ -358,9 +367,9 @@ func multiplyBlock(ws *workspace, a []float32, transA bool, m, k, ic, mc, pc, kc
 				kernel6x16AVX2A(kc, &ap[0], k, &bp[0], &ct[0], ldc, acc)
 				continue
 			}
-			tmp := ws.tmp[:]
+			tmp := ws.tmp[:mr*nr]
 			kernel6x16AVX2A(kc, &ap[0], k, &bp[0], &tmp[0], nr, false)
-			storeTile(cr[jr:], ldc, tmp, mr, cols, acc)
+			storeTile(cr[jr:], ldc, tmp, nr, mr, cols, acc)
 		}
 	}
 }
@@ -370,8 +379,27 @@ func multiplyBlock(ws *workspace, a []float32, transA bool, m, k, ic, mc, pc, kc
 // With acc the product is added to C, otherwise C is overwritten. ws provides
 // the scratch tile.
 func macroKernel(ws *workspace, pa, pb []float32, kc, mc, nc int, c []float32, ldc int, acc bool) {
-	asm := useAVX2
+	asm, wide := useAVX2, useAVX512
 	for jr := 0; jr < nc; jr += nr {
+		if wide && nc-jr >= 2*nr {
+			// Two full micro-panels of B at once (AVX-512): a 6x32 tile.
+			bp := pb[jr*kc : jr*kc+2*kc*nr]
+			for ir := 0; ir < mc; ir += mr {
+				rows := min(mr, mc-ir)
+				ap := pa[ir*kc : ir*kc+kc*mr]
+				off := ir*ldc + jr
+				if rows == mr {
+					ct := c[off : off+(mr-1)*ldc+2*nr]
+					kernel6x32AVX512(kc, &ap[0], &bp[0], &ct[0], ldc, acc)
+					continue
+				}
+				tmp := ws.tmp[:]
+				kernel6x32AVX512(kc, &ap[0], &bp[0], &tmp[0], 2*nr, false)
+				storeTile(c[off:], ldc, tmp, 2*nr, rows, 2*nr, acc)
+			}
+			jr += nr
+			continue
+		}
 		cols := min(nr, nc-jr)
 		bp := pb[jr*kc : jr*kc+kc*nr]
 		for ir := 0; ir < mc; ir += mr {
@@ -389,23 +417,23 @@ func macroKernel(ws *workspace, pa, pb []float32, kc, mc, nc int, c []float32, l
 			}
 			// Edge tile: compute the full (zero-padded) tile into scratch and
 			// copy out the valid part.
-			tmp := ws.tmp[:]
+			tmp := ws.tmp[:mr*nr]
 			if asm {
 				kernel6x16AVX2(kc, &ap[0], &bp[0], &tmp[0], nr, false)
 			} else {
 				kernelGo(kc, ap, bp, tmp, nr, false)
 			}
-			storeTile(c[off:], ldc, tmp, rows, cols, acc)
+			storeTile(c[off:], ldc, tmp, nr, rows, cols, acc)
 		}
 	}
 }
 
 // storeTile copies (acc == false) or adds (acc == true) the top-left rows x
-// cols values of the mr x nr tile tmp to c (row stride ldc).
-func storeTile(c []float32, ldc int, tmp []float32, rows, cols int, acc bool) {
+// cols values of the tile tmp (row stride ldt) to c (row stride ldc).
+func storeTile(c []float32, ldc int, tmp []float32, ldt, rows, cols int, acc bool) {
 	for r := 0; r < rows; r++ {
 		dst := c[r*ldc : r*ldc+cols]
-		src := tmp[r*nr : r*nr+cols]
+		src := tmp[r*ldt : r*ldt+cols]
 		if acc {
 			for j, v := range src {
 				dst[j] += v

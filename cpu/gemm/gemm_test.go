@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -109,16 +110,23 @@ func testMatMulFloat32(t *testing.T) {
 }
 
 func TestMatMulFloat32(t *testing.T) {
-	for _, kernel := range []string{"asm", "asm-packed", "go"} {
+	// "asm" is the fastest kernels this CPU has (AVX-512 when present),
+	// "avx2" the AVX2 kernels only, "go" the pure-Go kernel; "-packed"
+	// always packs A and never splits k.
+	for _, kernel := range []string{"asm", "asm-packed", "avx2", "avx2-packed", "go"} {
 		t.Run(kernel, func(t *testing.T) {
 			if kernel != "go" && !useAVX2 {
 				t.Skip("AVX2+FMA microkernel not available")
 			}
-			if kernel == "asm-packed" {
-				// Always pack A and never split k.
+			if strings.HasSuffix(kernel, "-packed") {
 				savedA, savedK := directAEnabled, splitKEnabled
 				directAEnabled, splitKEnabled = false, false
 				defer func() { directAEnabled, splitKEnabled = savedA, savedK }()
+			}
+			if strings.HasPrefix(kernel, "avx2") || kernel == "go" {
+				saved := useAVX512
+				useAVX512 = false
+				defer func() { useAVX512 = saved }()
 			}
 			if kernel == "go" {
 				saved := useAVX2
@@ -132,6 +140,44 @@ func TestMatMulFloat32(t *testing.T) {
 				})
 			}
 		})
+	}
+}
+
+// TestAVX512MatchesAVX2 checks that the AVX-512 kernels give the AVX2
+// kernels' results bit for bit (each element is the same chain of fused
+// multiply-adds), with A packed and read in place, overwriting and
+// accumulating over k blocks, on full and edge tiles.
+func TestAVX512MatchesAVX2(t *testing.T) {
+	if !useAVX512 {
+		t.Skip("AVX-512F kernels not available on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(21, 22))
+	shapes := []shape{{1, 6, 32, 1}, {1, 6, 32, 7}, {1, 12, 64, 256}, {1, 5, 48, 33}, {2, 13, 80, 300},
+		{1, 50, 192, 192}, {1, 64, 576, 192}, {1, 100, 300, 200}, {3, 31, 257, 777}, {1, 7, 1100, 19}}
+	for _, s := range shapes {
+		for _, packed := range []bool{false, true} {
+			for _, transA := range []bool{false, true} {
+				for _, transB := range []bool{false, true} {
+					a := randFloat32(rng, s.batch*s.m*s.k)
+					b := randFloat32(rng, s.batch*s.k*s.n)
+					run := func(wide bool) []float32 {
+						savedW, savedA := useAVX512, directAEnabled
+						useAVX512, directAEnabled = wide, !packed
+						defer func() { useAVX512, directAEnabled = savedW, savedA }()
+						c := make([]float32, s.batch*s.m*s.n)
+						MatMulFloat32(s.batch, s.m, s.n, s.k, a, transA, b, transB, c)
+						return c
+					}
+					got, want := run(true), run(false)
+					for i := range got {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("shape %+v packed=%v transA=%v transB=%v: c[%d] = %g with AVX-512, %g with AVX2",
+								s, packed, transA, transB, i, got[i], want[i])
+						}
+					}
+				}
+			}
+		}
 	}
 }
 

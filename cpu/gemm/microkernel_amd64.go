@@ -2,11 +2,38 @@
 
 package gemm
 
-import "golang.org/x/sys/cpu"
+import (
+	"os"
+
+	"golang.org/x/sys/cpu"
+)
 
 // useAVX2 selects the assembly microkernel. It is set at start-up from the CPU
 // features and may be cleared by tests to exercise the pure-Go kernel.
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// useAVX512 selects the AVX-512F kernels, which compute two adjacent 6x16
+// tiles at once on 16-lane vectors (the same bits as the AVX2 kernel). It is
+// set at start-up from the CPU features (and the OS's support for the zmm
+// state), unless the environment variable PECO_GEMM_AVX512 is "0"; tests
+// clear it to exercise the AVX2 kernels.
+var useAVX512 = useAVX2 && cpu.X86.HasAVX512F && os.Getenv("PECO_GEMM_AVX512") != "0"
+
+// kernel6x32AVX512 computes the full 6x32 tile c = a x [b0 b1] (acc ==
+// false) or c += a x [b0 b1] (acc == true), where a is a packed A
+// micro-panel and b0 = b, b1 = b + kc*16 two consecutive packed B
+// micro-panels; ldc is the row stride of c. Implemented in
+// microkernel512_amd64.s (AVX-512F).
+//
+//go:noescape
+func kernel6x32AVX512(kc int, a, b, c *float32, ldc int, acc bool)
+
+// kernel6x32AVX512A is kernel6x32AVX512 with A read in place (row r of the
+// 6 x kc block of A is a[r*lda : r*lda+kc]). Implemented in
+// microkernel512_amd64.s.
+//
+//go:noescape
+func kernel6x32AVX512A(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool)
 
 // kernel6x16AVX2 computes the full 6x16 tile c = a x b (acc == false) or
 // c += a x b (acc == true), where a is a packed A micro-panel (kc groups of mr

@@ -5,6 +5,19 @@ package gemm
 // useAVX2 is always false off amd64: only the pure-Go kernel exists there.
 var useAVX2 = false
 
+// useAVX512 is always false off amd64.
+var useAVX512 = false
+
+// kernel6x32AVX512 is never called off amd64 (useAVX512 is false).
+func kernel6x32AVX512(kc int, a, b, c *float32, ldc int, acc bool) {
+	panic("gemm: assembly kernel not available on this architecture")
+}
+
+// kernel6x32AVX512A is never called off amd64 (useAVX512 is false).
+func kernel6x32AVX512A(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool) {
+	panic("gemm: assembly kernel not available on this architecture")
+}
+
 // kernel6x16AVX2 is never called off amd64 (useAVX2 is false).
 func kernel6x16AVX2(kc int, a, b, c *float32, ldc int, acc bool) {
 	panic("gemm: assembly kernel not available on this architecture")
