@@ -7,7 +7,10 @@
 // k dimension is blocked by kcMax so that a B micro-panel stays in L1 and a
 // packed block of A in L2, and a register-blocked 6x16 microkernel computes
 // each tile of C. On amd64 with AVX2 and FMA the microkernel is written in
-// assembly; elsewhere a pure-Go kernel over the same packed layout is used.
+// assembly; with AVX-512F, kernels on 16-lane vectors compute two or four
+// adjacent tiles (6x32, 6x64) from consecutive packed B micro-panels, giving
+// the AVX2 kernel's bits; elsewhere a pure-Go kernel over the same packed
+// layout is used.
 // When C has few columns (at most directAMaxPanels micro-panels) a row-major
 // A is not packed: an assembly kernel variant reads it in place. Deep
 // products with a small C (im2col weight gradients) split k among the
@@ -66,8 +69,8 @@ var directAEnabled = true
 // workspace holds one goroutine's packing buffers. Workspaces are recycled
 // through wsPool so that the hot path does not allocate.
 type workspace struct {
-	a   []float32        // packed A block, up to mcMax x kcMax
-	b   []float32        // packed B block, up to kcMax x ncMax
+	a   []float32            // packed A block, up to mcMax x kcMax
+	b   []float32            // packed B block, up to kcMax x ncMax
 	tmp [mr * 2 * nr]float32 // scratch tile for partial (edge) tiles, up to 6x32
 }
 
@@ -352,6 +355,13 @@ func multiplyBlock(ws *workspace, a []float32, transA bool, m, k, ic, mc, pc, kc
 		i0 := ic + ir
 		ap := a[i0*k+pc : (i0+mr-1)*k+pc+kc]
 		for jr := 0; jr < nc; jr += nr {
+			if wide && nc-jr >= 4*nr {
+				bp := pb[jr*kc : jr*kc+4*kc*nr]
+				ct := cr[jr : jr+(mr-1)*ldc+4*nr]
+				kernel6x64AVX512A(kc, &ap[0], k, &bp[0], &ct[0], ldc, acc)
+				jr += 3 * nr
+				continue
+			}
 			if wide && nc-jr >= 2*nr {
 				// Two full micro-panels of B at once (AVX-512).
 				bp := pb[jr*kc : jr*kc+2*kc*nr]
@@ -381,6 +391,17 @@ func multiplyBlock(ws *workspace, a []float32, transA bool, m, k, ic, mc, pc, kc
 func macroKernel(ws *workspace, pa, pb []float32, kc, mc, nc int, c []float32, ldc int, acc bool) {
 	asm, wide := useAVX2, useAVX512
 	for jr := 0; jr < nc; jr += nr {
+		if wide && nc-jr >= 4*nr && mc%mr == 0 {
+			bp := pb[jr*kc : jr*kc+4*kc*nr]
+			for ir := 0; ir < mc; ir += mr {
+				ap := pa[ir*kc : ir*kc+kc*mr]
+				off := ir*ldc + jr
+				ct := c[off : off+(mr-1)*ldc+4*nr]
+				kernel6x64AVX512(kc, &ap[0], &bp[0], &ct[0], ldc, acc)
+			}
+			jr += 3 * nr
+			continue
+		}
 		if wide && nc-jr >= 2*nr {
 			// Two full micro-panels of B at once (AVX-512): a 6x32 tile.
 			bp := pb[jr*kc : jr*kc+2*kc*nr]

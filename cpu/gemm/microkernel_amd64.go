@@ -12,6 +12,8 @@ import (
 // features and may be cleared by tests to exercise the pure-Go kernel.
 var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 
+//go:generate go run ./internal/asmgen -o microkernel512_amd64.s
+
 // useAVX512 selects the AVX-512F kernels, which compute two adjacent 6x16
 // tiles at once on 16-lane vectors (the same bits as the AVX2 kernel). It is
 // set at start-up from the CPU features (and the OS's support for the zmm
@@ -73,3 +75,16 @@ func packB16T(kc int, src *float32, lds int, dst *float32)
 //
 //go:noescape
 func packB16N(kc int, src *float32, lds int, dst *float32)
+
+// kernel6x64AVX512 is kernel6x32AVX512 over four consecutive packed B
+// micro-panels (a 6x64 tile, 24 accumulators). Implemented in
+// microkernel512_amd64.s.
+//
+//go:noescape
+func kernel6x64AVX512(kc int, a, b, c *float32, ldc int, acc bool)
+
+// kernel6x64AVX512A is kernel6x64AVX512 with A read in place.
+// Implemented in microkernel512_amd64.s.
+//
+//go:noescape
+func kernel6x64AVX512A(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool)
