@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/peco-dev/peco/core/run"
+	"github.com/peco-dev/peco/cpu/gemm"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/plugins/host"
 )
@@ -62,6 +63,7 @@ func doctor(w io.Writer, backendSpec string) error {
 		{doctorOK, "peco", fmt.Sprintf("%s, %s %s/%s, gomlx %s", run.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH, run.GoMLXVersion()), ""},
 		checkBackend(backendSpec),
 		checkSIMD(),
+		checkMatmul(),
 		{doctorOK, "threads", fmt.Sprintf("GOMAXPROCS %d, NumCPU %d", runtime.GOMAXPROCS(0), runtime.NumCPU()), ""},
 		checkXLA(),
 	}
@@ -134,6 +136,22 @@ func checkSIMD() doctorCheck {
 	}
 	return doctorCheck{doctorMissing, "simd", "GOEXPERIMENT=simd off (the matmul is assembly either way)",
 		"build or run with GOEXPERIMENT=simd for the vectorised element-wise loops"}
+}
+
+// checkMatmul reports which matmul kernels the cpu backend uses here.
+func checkMatmul() doctorCheck {
+	switch k := gemm.Kernel(); k {
+	case "pure Go":
+		return doctorCheck{doctorMissing, "matmul", "pure Go matmul kernel (no AVX2+FMA on this CPU or architecture)", ""}
+	case "AVX2+FMA":
+		hint := ""
+		if os.Getenv("PECO_GEMM_AVX512") == "0" {
+			hint = "PECO_GEMM_AVX512=0 keeps the AVX-512F kernels off on CPUs that have them"
+		}
+		return doctorCheck{doctorOK, "matmul", "AVX2+FMA assembly kernels (6x16 tiles)", hint}
+	default:
+		return doctorCheck{doctorOK, "matmul", k + " assembly kernels (6x32 and 6x64 tiles; PECO_GEMM_AVX512=0 keeps AVX2)", ""}
+	}
 }
 
 // checkXLA reports whether the XLA backend is compiled in.

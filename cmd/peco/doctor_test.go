@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/peco-dev/peco/cpu/gemm"
 	"github.com/peco-dev/peco/data"
 	"github.com/peco-dev/peco/plugins/host"
 )
@@ -70,6 +71,7 @@ func TestDoctor(t *testing.T) {
 		"peco":    "ok       peco      0.1.0, go",
 		"backend": "2*[1 2 3] = [2 4 6]",
 		"simd":    simd,
+		"matmul":  gemm.Kernel() + " ",
 		"threads": "ok       threads   GOMAXPROCS ",
 		"xla":     xla,
 		"data":    "ok       data      " + filepath.Join(shared, "data") + ": cifar10.tar.gz",

@@ -484,3 +484,15 @@ func gcd(a, b int) int {
 	}
 	return a
 }
+
+// Kernel names the microkernels MatMulFloat32 uses on this machine:
+// "AVX-512F" (6x32 and 6x64 tiles), "AVX2+FMA" (6x16) or "pure Go".
+func Kernel() string {
+	switch {
+	case useAVX512:
+		return "AVX-512F"
+	case useAVX2:
+		return "AVX2+FMA"
+	}
+	return "pure Go"
+}

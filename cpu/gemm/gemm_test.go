@@ -443,3 +443,17 @@ func BenchmarkMatMulFloat32Conv(bm *testing.B) {
 		})
 	}
 }
+
+func TestKernel(t *testing.T) {
+	saved512, saved2 := useAVX512, useAVX2
+	defer func() { useAVX512, useAVX2 = saved512, saved2 }()
+	for _, c := range []struct {
+		avx512, avx2 bool
+		want         string
+	}{{true, true, "AVX-512F"}, {false, true, "AVX2+FMA"}, {false, false, "pure Go"}} {
+		useAVX512, useAVX2 = c.avx512, c.avx2
+		if got := Kernel(); got != c.want {
+			t.Errorf("Kernel() with avx512=%v avx2=%v = %q, want %q", c.avx512, c.avx2, got, c.want)
+		}
+	}
+}
