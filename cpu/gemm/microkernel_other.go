@@ -47,3 +47,13 @@ func packB16T(kc int, src *float32, lds int, dst *float32) {
 func packB16N(kc int, src *float32, lds int, dst *float32) {
 	panic("gemm: assembly packing not available on this architecture")
 }
+
+// kernel6x64AVX512 is never called off amd64 (useAVX512 is false).
+func kernel6x64AVX512(kc int, a, b, c *float32, ldc int, acc bool) {
+	panic("gemm: assembly kernel not available on this architecture")
+}
+
+// kernel6x64AVX512A is never called off amd64 (useAVX512 is false).
+func kernel6x64AVX512A(kc int, a *float32, lda int, b, c *float32, ldc int, acc bool) {
+	panic("gemm: assembly kernel not available on this architecture")
+}
