@@ -9,6 +9,7 @@ import (
 	"github.com/gomlx/compute/dtypes"
 
 	"github.com/peco-dev/peco/cpu/elem"
+	"github.com/peco-dev/peco/cpu/parallel"
 )
 
 // Element-wise fusion. A chain of float32 element-wise ops (a GELU, an
@@ -159,7 +160,6 @@ func buildFused(root *node, absorbable func(*node) bool) {
 		}
 		blocks := (total + fuseBlock - 1) / fuseBlock
 		workers := min(runtime.GOMAXPROCS(0), blocks)
-		var wg sync.WaitGroup
 		var nextBlock atomic.Int64 // blocks are handed out in order, one at a time
 		work := func() {
 			bufp := scratch.Get().(*[]float32)
@@ -212,12 +212,7 @@ func buildFused(root *node, absorbable func(*node) bool) {
 			}
 			scratch.Put(bufp)
 		}
-		wg.Add(workers - 1)
-		for range workers - 1 {
-			go func() { defer wg.Done(); work() }()
-		}
-		work()
-		wg.Wait()
+		parallel.Do(workers, func(int) { work() })
 		return nil
 	}
 }

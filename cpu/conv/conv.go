@@ -31,6 +31,7 @@ import (
 	"sync"
 
 	"github.com/peco-dev/peco/cpu/gemm"
+	"github.com/peco-dev/peco/cpu/parallel"
 )
 
 // Params describes one convolution in the canonical layout. Nil Strides,
@@ -296,12 +297,10 @@ func (pl *plan) build(a, in []float32, g, m0, m1, t0, t1, threads int) {
 		pl.buildRows(a, in, g, m0, m1, t0, t1)
 		return
 	}
-	var wg sync.WaitGroup
-	for i := range parts {
+	parallel.Do(parts, func(i int) {
 		r0, r1 := m0+rows*i/parts, m0+rows*(i+1)/parts
-		wg.Go(func() { pl.buildRows(a[(r0-m0)*kb:(r1-m0)*kb], in, g, r0, r1, t0, t1) })
-	}
-	wg.Wait()
+		pl.buildRows(a[(r0-m0)*kb:(r1-m0)*kb], in, g, r0, r1, t0, t1)
+	})
 }
 
 func (pl *plan) buildRows(a, in []float32, g, m0, m1, t0, t1 int) {

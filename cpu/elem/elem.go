@@ -24,7 +24,8 @@ package elem
 import (
 	"fmt"
 	"runtime"
-	"sync"
+
+	"github.com/peco-dev/peco/cpu/parallel"
 )
 
 // Number is the set of numeric element types supported by the kernels.
@@ -158,17 +159,7 @@ func parallelFor(n, threshold, align int, fn func(lo, hi int)) {
 	}
 	chunk := (n + workers - 1) / workers
 	chunk = (chunk + align - 1) / align * align
-	var wg sync.WaitGroup
-	lo := 0
-	for ; lo+chunk < n; lo += chunk {
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, lo+chunk)
-	}
-	fn(lo, n)
-	wg.Wait()
+	parallel.Do((n+chunk-1)/chunk, func(p int) { fn(p*chunk, min((p+1)*chunk, n)) })
 }
 
 // maxOperands is the maximum number of broadcast input operands of a plan.

@@ -24,6 +24,8 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+
+	"github.com/peco-dev/peco/cpu/parallel"
 )
 
 const (
@@ -169,15 +171,10 @@ func MatMulFloat32(batch, m, n, k int, a []float32, transA bool, b []float32, tr
 	})
 }
 
-// parallel runs f on workers goroutines (the caller being one of them) and
-// waits for all of them.
-func parallel(workers int, f func()) {
-	var wg sync.WaitGroup
-	for w := 1; w < workers; w++ {
-		wg.Go(f)
-	}
-	f()
-	wg.Wait()
+// runOn runs f on workers goroutines (the caller and pool workers, see
+// package parallel) and waits for all of them.
+func runOn(workers int, f func()) {
+	parallel.Do(workers, func(int) { f() })
 }
 
 // taskCounter hands out the task indices 0..tasks-1, each once, in order, to
@@ -196,7 +193,7 @@ func (c *taskCounter) take() (int, bool) {
 // goroutines.
 func forEachTask(threads, tasks int, body func(t int)) {
 	c := &taskCounter{tasks: tasks}
-	parallel(min(threads, tasks), func() {
+	runOn(min(threads, tasks), func() {
 		for t, ok := c.take(); ok; t, ok = c.take() {
 			body(t)
 		}
@@ -206,7 +203,7 @@ func forEachTask(threads, tasks int, body func(t int)) {
 // forEachTaskWS is forEachTask with a pooled workspace per goroutine.
 func forEachTaskWS(threads, tasks int, body func(ws *workspace, t int)) {
 	c := &taskCounter{tasks: tasks}
-	parallel(min(threads, tasks), func() {
+	runOn(min(threads, tasks), func() {
 		ws := wsPool.Get().(*workspace)
 		for t, ok := c.take(); ok; t, ok = c.take() {
 			body(ws, t)

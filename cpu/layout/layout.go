@@ -23,7 +23,8 @@ package layout
 import (
 	"fmt"
 	"runtime"
-	"sync"
+
+	"github.com/peco-dev/peco/cpu/parallel"
 )
 
 // Number is the constraint for element types that support arithmetic (Iota,
@@ -96,17 +97,7 @@ func parallelFor(units, work int, fn func(lo, hi int)) {
 		return
 	}
 	w = min(w, units)
-	var wg sync.WaitGroup
-	for k := 1; k < w; k++ {
-		lo, hi := units*k/w, units*(k+1)/w
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, hi)
-		}()
-	}
-	fn(0, units/w)
-	wg.Wait()
+	parallel.Do(w, func(k int) { fn(units*k/w, units*(k+1)/w) })
 }
 
 // workers returns how many goroutines an operation of work elements uses.
