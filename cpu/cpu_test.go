@@ -249,3 +249,70 @@ func TestElementwiseChainsAreFused(t *testing.T) {
 		}
 	}
 }
+
+// TestBroadcastsAreReadByBlock: a fused kernel reads a broadcast operand
+// straight from the broadcast's input, so the broadcast op no longer runs,
+// unless its runs are short or another reader needs it materialized; in
+// every case the results are those of the unfused graph, bit for bit.
+func TestBroadcastsAreReadByBlock(t *testing.T) {
+	dims := []int{64, 4, 96}
+	for _, c := range []struct {
+		name      string
+		build     func(x, y *Node) []*Node
+		broadcast bool // whether a BroadcastInDim still runs
+	}{
+		{"bias", func(x, y *Node) []*Node { // [96] -> [64,4,96], a copy per run
+			return []*Node{Add(MulScalar(x, 2), ExpandAndBroadcast(Reshape(Slice(y, AxisElem(0), AxisElem(0)), 96), dims, []int{0, 1}))}
+		}, false},
+		{"rows", func(x, y *Node) []*Node { // [64,4] -> [64,4,96], a fill per run
+			return []*Node{Div(x, ExpandAndBroadcast(ReduceSum(y, -1), dims, []int{2}))}
+		}, false},
+		{"middle", func(x, y *Node) []*Node { // [64,96] -> [64,4,96]
+			return []*Node{Sub(Mul(x, y), ExpandAndBroadcast(ReduceSum(y, 1), dims, []int{1}))}
+		}, false},
+		{"lone op", func(x, y *Node) []*Node { // a single Mul reading a broadcast is fused
+			return []*Node{Mul(x, ExpandAndBroadcast(ReduceMax(y, -1), dims, []int{2}))}
+		}, false},
+		{"scalar", func(x, y *Node) []*Node { // [1] -> everything
+			return []*Node{Mul(Add(x, y), ExpandAndBroadcast(Reshape(ReduceAllSum(y), 1, 1), dims, []int{0}))}
+		}, false},
+		{"short runs", func(x, y *Node) []*Node { // [64,4,1,2] -> [64,4,48,2]: materialized
+			s := ReduceSum(Reshape(y, 64, 4, 48, 2), 2)
+			return []*Node{Add(Mul(Reshape(x, 64, 4, 48, 2), Reshape(y, 64, 4, 48, 2)), ExpandAndBroadcast(s, []int{64, 4, 48, 2}, []int{2}))}
+		}, true},
+		{"also a matmul operand", func(x, y *Node) []*Node {
+			b := ExpandAndBroadcast(ReduceSum(y, -1), dims, []int{2})
+			return []*Node{Add(x, b), Einsum("abi,abj->abij", b, y)}
+		}, true},
+		{"also an output", func(x, y *Node) []*Node {
+			b := ExpandAndBroadcast(ReduceSum(y, 0), dims, []int{0})
+			return []*Node{Mul(x, b), b}
+		}, true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var outs [2][]*tensors.Tensor
+			var profs [2]string
+			for i, config := range []string{"profile", "profile,nofuse"} {
+				b, err := cpu.New(config)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := rand.New(rand.NewPCG(7, 8))
+				x, y := randFloats(r, dims...), randFloats(r, dims...)
+				exec := MustNewExec(b, func(x, y *Node) []*Node { return c.build(x, y) })
+				outs[i] = exec.MustExec(x, y)
+				profs[i] = b.OpProfile()
+			}
+			compareOutputs(t, outs[1], outs[0], 0)
+			if !strings.Contains(profs[1], "| BroadcastInDim |") {
+				t.Fatalf("the unfused graph runs no BroadcastInDim; profile:\n%s", profs[1])
+			}
+			if got := strings.Contains(profs[0], "| BroadcastInDim |"); got != c.broadcast {
+				t.Errorf("BroadcastInDim runs: %v, want %v; profile:\n%s", got, c.broadcast, profs[0])
+			}
+			if !strings.Contains(profs[0], "| Fused |") {
+				t.Errorf("nothing fused; profile:\n%s", profs[0])
+			}
+		})
+	}
+}

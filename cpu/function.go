@@ -36,6 +36,9 @@ type node struct {
 	// flops is the number of floating-point operations one run of the node
 	// does, counted for matmuls and convolutions only (see Backend.FLOPs).
 	flops int64
+	// broadcastAxes are a BroadcastInDim's axes (the output axis of each
+	// input axis), for fused kernels that read the broadcast by block.
+	broadcastAxes []int
 	// label, when set, names the node in profiles instead of its op (the
 	// variants of ConvGeneral).
 	label string

@@ -6,9 +6,12 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
+	"github.com/gomlx/compute/shapes"
 
 	"github.com/peco-dev/peco/cpu/elem"
+	"github.com/peco-dev/peco/cpu/layout"
 	"github.com/peco-dev/peco/cpu/parallel"
 )
 
@@ -52,9 +55,32 @@ func fusible(n *node) bool {
 	return false
 }
 
+// minBroadcastRun is the shortest contiguous run (see
+// layout.BroadcastBlocks.Run) of a broadcast a fused kernel reads by block;
+// broadcasts with shorter runs (GroupNorm's statistics) are materialized.
+const minBroadcastRun = 16
+
+// broadcastLeaf returns how a fused kernel over shape reads the broadcast
+// in block by block from its input, or nil if in is not a float32
+// BroadcastInDim of shape worth reading that way.
+func broadcastLeaf(in *node, shape shapes.Shape) *layout.BroadcastBlocks {
+	if in.op != compute.OpTypeBroadcastInDim || in.run == nil || in.alias || in.broadcastAxes == nil ||
+		in.shape.DType != dtypes.Float32 || !in.shape.Equal(shape) || in.inputs[0].shape.DType != dtypes.Float32 {
+		return nil
+	}
+	b, err := layout.NewBroadcastBlocks(dimsOf(in.shape), dimsOf(in.inputs[0].shape), in.broadcastAxes)
+	if err != nil || b.Run() < minBroadcastRun {
+		return nil
+	}
+	return b
+}
+
 // fuseElementwise folds single-use element-wise producers into their
-// element-wise consumers. It returns the nodes that still run, in order;
-// fused roots get a new kernel and, as inputs, the leaves of their tree.
+// element-wise consumers, and has fused kernels read the broadcasts among
+// their operands block by block from the broadcasts' inputs. It returns
+// the nodes that still run, in order; fused roots get a new kernel and, as
+// inputs, the leaves of their tree. A broadcast every reader of which
+// reads it by block is no longer computed.
 func fuseElementwise(order []*node, outputs []*node) []*node {
 	consumers := map[*node]int{}
 	for _, n := range order {
@@ -72,7 +98,6 @@ func fuseElementwise(order []*node, outputs []*node) []*node {
 	internal := map[*node]bool{}
 	// absorbable: an input folded into its consumer's kernel.
 	absorbable := func(in *node) bool { return can[in] && consumers[in] == 1 }
-	var kept []*node
 	for i := len(order) - 1; i >= 0; i-- { // consumers before producers
 		n := order[i]
 		if internal[n] || !can[n] {
@@ -86,6 +111,8 @@ func fuseElementwise(order []*node, outputs []*node) []*node {
 				if absorbable(in) && in.shape.Equal(n.shape) {
 					internal[in] = true
 					mark(in)
+				} else if broadcastLeaf(in, n.shape) != nil {
+					size++
 				}
 			}
 		}
@@ -94,12 +121,29 @@ func fuseElementwise(order []*node, outputs []*node) []*node {
 			buildFused(n, absorbable)
 		}
 	}
+	var kept []*node
 	for _, n := range order {
 		if !internal[n] {
 			kept = append(kept, n)
 		}
 	}
-	return kept
+	// Drop the broadcasts left without readers (outputs are kept).
+	read := map[*node]bool{}
+	for _, o := range outputs {
+		read[o] = true
+	}
+	for _, n := range kept {
+		for _, in := range n.inputs {
+			read[in] = true
+		}
+	}
+	live := kept[:0]
+	for _, n := range kept {
+		if n.op != compute.OpTypeBroadcastInDim || read[n] {
+			live = append(live, n)
+		}
+	}
+	return live
 }
 
 // fusedStep is one op of a fused program.
@@ -110,12 +154,35 @@ type fusedStep struct {
 	args [2]int
 }
 
+// fusedLeaf is how a fused kernel reads one of its inputs for a block.
+type fusedLeaf struct {
+	scalar    bool                    // a single element, for every position
+	broadcast *layout.BroadcastBlocks // read by block from a broadcast's input
+	buf       int                     // broadcast: its block buffer's index in the scratch space
+}
+
 // buildFused replaces root's kernel by one that evaluates its tree of
 // absorbed element-wise ops block by block.
 func buildFused(root *node, absorbable func(*node) bool) {
 	var steps []fusedStep
 	var leaves []*node
+	var leafKinds []fusedLeaf
 	var names []string
+	addLeaf := func(in *node) int {
+		k := fusedLeaf{}
+		if b := broadcastLeaf(in, root.shape); b != nil {
+			names = append(names, in.op.String())
+			in = in.inputs[0]
+			k.broadcast = b
+		}
+		k.scalar = in.shape.Size() == 1
+		if k.scalar {
+			k.broadcast = nil
+		}
+		leaves = append(leaves, in)
+		leafKinds = append(leafKinds, k)
+		return -len(leaves)
+	}
 	var emit func(x *node) int
 	emit = func(x *node) int {
 		st := fusedStep{}
@@ -123,8 +190,7 @@ func buildFused(root *node, absorbable func(*node) bool) {
 			if absorbable(in) && in.shape.Equal(root.shape) && in != root {
 				st.args[j] = emit(in)
 			} else {
-				leaves = append(leaves, in)
-				st.args[j] = -len(leaves)
+				st.args[j] = addLeaf(in)
 			}
 		}
 		if op, ok := unaryOps[x.op]; ok {
@@ -137,15 +203,18 @@ func buildFused(root *node, absorbable func(*node) bool) {
 		return len(steps) - 1
 	}
 	emit(root)
+	nBufs := len(steps)
+	for i := range leafKinds {
+		if leafKinds[i].broadcast != nil {
+			leafKinds[i].buf = nBufs
+			nBufs++
+		}
+	}
 	root.inputs = leaves
 	root.fusedOps = names
 	total := root.shape.Size()
-	scalar := make([]bool, len(leaves))
-	for i, l := range leaves {
-		scalar[i] = l.shape.Size() == 1
-	}
 	scratch := sync.Pool{New: func() any {
-		b := make([]float32, len(steps)*fuseBlock)
+		b := make([]float32, nBufs*fuseBlock)
 		return &b
 	}}
 	root.run = func(out any, ins []any) error {
@@ -172,6 +241,11 @@ func buildFused(root *node, absorbable func(*node) bool) {
 				lo := bi * fuseBlock
 				hi := min(lo+fuseBlock, total)
 				n := hi - lo
+				for l, k := range leafKinds {
+					if k.broadcast != nil {
+						layout.ReadBroadcast(k.broadcast, buf[k.buf*fuseBlock:k.buf*fuseBlock+n], vals[l], lo)
+					}
+				}
 				for si, st := range steps {
 					dst := buf[si*fuseBlock : si*fuseBlock+n]
 					if si == len(steps)-1 {
@@ -182,8 +256,11 @@ func buildFused(root *node, absorbable func(*node) bool) {
 							return buf[a*fuseBlock : a*fuseBlock+n], 0, false
 						}
 						l := -1 - a
-						if scalar[l] {
+						switch k := leafKinds[l]; {
+						case k.scalar:
 							return nil, vals[l][0], true
+						case k.broadcast != nil:
+							return buf[k.buf*fuseBlock : k.buf*fuseBlock+n], 0, false
 						}
 						return vals[l][lo:hi], 0, false
 					}

@@ -89,9 +89,14 @@ func (f *Function) BroadcastInDim(x compute.Value, shape shapes.Shape, broadcast
 		return f.aliasOf(compute.OpTypeBroadcastInDim, n, shape)
 	}
 	od, ind, axes, mv := dimsOf(shape), dimsOf(n.shape), append([]int(nil), broadcastAxes...), moverFor(shape.DType)
-	return f.add(compute.OpTypeBroadcastInDim, shape, []*node{n}, func(out any, ins []any) error {
+	b, err := f.add(compute.OpTypeBroadcastInDim, shape, []*node{n}, func(out any, ins []any) error {
 		return mv.broadcastInDim(out, od, ins[0], ind, axes)
 	})
+	if err != nil {
+		return nil, err
+	}
+	b.broadcastAxes = axes
+	return b, nil
 }
 
 func isIncreasing(axes []int) bool {

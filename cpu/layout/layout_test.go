@@ -177,31 +177,33 @@ func refBroadcast[T any](in []T, inDims, outDims, axes []int) []T {
 	return out
 }
 
+// broadcastCases are the broadcasts TestBroadcastInDim and TestReadBroadcast run.
+var broadcastCases = []struct{ in, out, axes []int }{
+	{[]int{}, []int{}, []int{}},
+	{[]int{}, []int{3, 4}, []int{}},
+	{[]int{768}, []int{130, 768}, []int{1}},
+	{[]int{130}, []int{130, 768}, []int{0}},
+	{[]int{1}, []int{5}, []int{0}},
+	{[]int{1, 3}, []int{4, 3}, []int{0, 1}},
+	{[]int{2, 3}, []int{2, 5, 3}, []int{0, 2}},
+	{[]int{3, 2}, []int{2, 4, 3}, []int{2, 0}}, // unsorted axes
+	{[]int{2, 1, 3}, []int{2, 4, 3, 2}, []int{0, 1, 2}},
+	{[]int{768}, []int{4160, 768}, []int{1}}, // parallel
+	{[]int{4160}, []int{4160, 768}, []int{0}},
+	{[]int{0}, []int{3, 0}, []int{1}},
+	// GroupNorm's statistics [B,1,G,1] over [B,HW,G,C/G]: short runs
+	// inside broadcast axes (replication), serial and parallel.
+	{[]int{4, 1, 32, 1}, []int{4, 9, 32, 2}, []int{0, 1, 2, 3}},
+	{[]int{64, 1, 32, 1}, []int{64, 1024, 32, 2}, []int{0, 1, 2, 3}},
+	{[]int{64, 32}, []int{64, 256, 32, 4}, []int{0, 2}},
+	{[]int{3, 5}, []int{3, 7, 5, 3, 2}, []int{0, 2}}, // two broadcast axes inside
+	{[]int{5, 3}, []int{7, 3, 4, 5}, []int{3, 1}},    // transposed and broadcast
+	{[]int{5, 3}, []int{6, 3, 5}, []int{2, 1}},       // strided last axis under a broadcast
+	{[]int{2, 1}, []int{2, 3, 1}, []int{0, 2}},
+}
+
 func TestBroadcastInDim(t *testing.T) {
-	cases := []struct{ in, out, axes []int }{
-		{[]int{}, []int{}, []int{}},
-		{[]int{}, []int{3, 4}, []int{}},
-		{[]int{768}, []int{130, 768}, []int{1}},
-		{[]int{130}, []int{130, 768}, []int{0}},
-		{[]int{1}, []int{5}, []int{0}},
-		{[]int{1, 3}, []int{4, 3}, []int{0, 1}},
-		{[]int{2, 3}, []int{2, 5, 3}, []int{0, 2}},
-		{[]int{3, 2}, []int{2, 4, 3}, []int{2, 0}}, // unsorted axes
-		{[]int{2, 1, 3}, []int{2, 4, 3, 2}, []int{0, 1, 2}},
-		{[]int{768}, []int{4160, 768}, []int{1}}, // parallel
-		{[]int{4160}, []int{4160, 768}, []int{0}},
-		{[]int{0}, []int{3, 0}, []int{1}},
-		// GroupNorm's statistics [B,1,G,1] over [B,HW,G,C/G]: short runs
-		// inside broadcast axes (replication), serial and parallel.
-		{[]int{4, 1, 32, 1}, []int{4, 9, 32, 2}, []int{0, 1, 2, 3}},
-		{[]int{64, 1, 32, 1}, []int{64, 1024, 32, 2}, []int{0, 1, 2, 3}},
-		{[]int{64, 32}, []int{64, 256, 32, 4}, []int{0, 2}},
-		{[]int{3, 5}, []int{3, 7, 5, 3, 2}, []int{0, 2}}, // two broadcast axes inside
-		{[]int{5, 3}, []int{7, 3, 4, 5}, []int{3, 1}},    // transposed and broadcast
-		{[]int{5, 3}, []int{6, 3, 5}, []int{2, 1}},       // strided last axis under a broadcast
-		{[]int{2, 1}, []int{2, 3, 1}, []int{0, 2}},
-	}
-	for _, c := range cases {
+	for _, c := range broadcastCases {
 		if err := shapeinference.BroadcastInDim(f32Shape(c.in), f32Shape(c.out), c.axes, nil); err != nil {
 			t.Fatalf("shapeinference %v: %v", c, err)
 		}
@@ -211,6 +213,44 @@ func TestBroadcastInDim(t *testing.T) {
 			t.Fatalf("%v: %v", c, err)
 		}
 		assertEqual(t, fmt.Sprintf("BroadcastInDim(%v)", c), out, refBroadcast(in, c.in, c.out, c.axes))
+	}
+}
+
+// TestReadBroadcast: reading a broadcast block by block, blocks of every
+// size from one element to the whole output and starting anywhere, gives
+// the materialized broadcast's elements.
+func TestReadBroadcast(t *testing.T) {
+	for _, c := range broadcastCases {
+		b, err := NewBroadcastBlocks(c.out, c.in, c.axes)
+		if err != nil {
+			t.Fatalf("%v: %v", c, err)
+		}
+		in := seq(prod(c.in))
+		want := refBroadcast(in, c.in, c.out, c.axes)
+		for _, block := range []int{1, 3, 7, 64, 2048, len(want)} {
+			if block == 0 {
+				continue
+			}
+			got := make([]float32, len(want))
+			for lo := 0; lo < len(want); lo += block {
+				ReadBroadcast(b, got[lo:min(lo+block, len(want))], in, lo)
+			}
+			assertEqual(t, fmt.Sprintf("ReadBroadcast(%v) by %d", c, block), got, want)
+		}
+		if len(want) > 5 { // a block that starts and ends inside runs
+			got := make([]float32, len(want)-4)
+			ReadBroadcast(b, got, in, 2)
+			assertEqual(t, fmt.Sprintf("ReadBroadcast(%v) from 2", c), got, want[2:len(want)-2])
+		}
+	}
+	for _, c := range []struct{ in, out, axes []int }{
+		{[]int{3}, []int{2, 4}, []int{1}},
+		{[]int{3}, []int{2, 3}, []int{2}},
+		{[]int{-1}, []int{2, 3}, []int{1}},
+	} {
+		if _, err := NewBroadcastBlocks(c.out, c.in, c.axes); err == nil {
+			t.Errorf("NewBroadcastBlocks(%v): no error", c)
+		}
 	}
 }
 

@@ -52,15 +52,35 @@ func BroadcastInDim[T any](out []T, outDims []int, in []T, inDims []int, broadca
 	if err := checkLen(op, "out", len(out), outDims); err != nil {
 		return err
 	}
+	p, err := broadcastPlan(outDims, inDims, broadcastAxes)
+	if err != nil {
+		return err
+	}
+	if len(out) > 0 && len(in) == 0 {
+		return errorf(op, "empty input (dims %v) cannot fill non-empty output (dims %v)", inDims, outDims)
+	}
+	if p.hasBroadcast() {
+		replicate(p, out, in, 0)
+		return nil
+	}
+	run(p, out, 0, in, 0)
+	return nil
+}
+
+// broadcastPlan checks a broadcast of dims inDims to outDims (input axis i
+// to output axis broadcastAxes[i]) and returns its plan: row-major output
+// strides, input strides zero on the broadcast axes.
+func broadcastPlan(outDims, inDims, broadcastAxes []int) (*plan, error) {
+	const op = "BroadcastInDim"
 	if len(broadcastAxes) != len(inDims) {
-		return errorf(op, "len(broadcastAxes)=%d (%v), but the input has rank %d", len(broadcastAxes), broadcastAxes, len(inDims))
+		return nil, errorf(op, "len(broadcastAxes)=%d (%v), but the input has rank %d", len(broadcastAxes), broadcastAxes, len(inDims))
 	}
 	inStrides := rowMajorStrides(inDims)
 	is := make([]int, len(outDims))
 	seen := make([]bool, len(outDims))
 	for i, a := range broadcastAxes {
 		if a < 0 || a >= len(outDims) || seen[a] {
-			return errorf(op, "broadcastAxes %v: axis %d (for input axis %d) is out of range or repeated for output rank %d", broadcastAxes, a, i, len(outDims))
+			return nil, errorf(op, "broadcastAxes %v: axis %d (for input axis %d) is out of range or repeated for output rank %d", broadcastAxes, a, i, len(outDims))
 		}
 		seen[a] = true
 		switch inDims[i] {
@@ -69,19 +89,10 @@ func BroadcastInDim[T any](out []T, outDims []int, in []T, inDims []int, broadca
 		case 1:
 			// Broadcast: stride 0.
 		default:
-			return errorf(op, "input axis %d has dim %d, but output axis %d has dim %d (must be equal or the input 1)", i, inDims[i], a, outDims[a])
+			return nil, errorf(op, "input axis %d has dim %d, but output axis %d has dim %d (must be equal or the input 1)", i, inDims[i], a, outDims[a])
 		}
 	}
-	if len(out) > 0 && len(in) == 0 {
-		return errorf(op, "empty input (dims %v) cannot fill non-empty output (dims %v)", inDims, outDims)
-	}
-	p := newPlan(outDims, rowMajorStrides(outDims), is)
-	if p.hasBroadcast() {
-		replicate(p, out, in, 0)
-		return nil
-	}
-	run(p, out, 0, in, 0)
-	return nil
+	return newPlan(outDims, rowMajorStrides(outDims), is), nil
 }
 
 // Slice extracts from in (dims inDims) the box starts[i] <= x < limits[i],
