@@ -316,3 +316,75 @@ func TestBroadcastsAreReadByBlock(t *testing.T) {
 		})
 	}
 }
+
+// TestRowReductionsAreFused: a Sum, Max or Min over trailing axes whose
+// input is an element-wise tree computes the tree block by block and
+// reduces its rows (the profile shows "Fused+ReduceSum" and no producer
+// ops); other reductions run as before; the results are the unfused
+// graph's, bit for bit.
+func TestRowReductionsAreFused(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		dims  []int
+		build func(x, y *Node) []*Node
+		fused string // the profile row of the fused reduction, "" if none
+	}{
+		{"sum of a product", []int{64, 4, 96}, func(x, y *Node) []*Node {
+			return []*Node{ReduceSum(Mul(x, y), -1)}
+		}, "Fused+ReduceSum"},
+		{"softmax's sum", []int{64, 65}, func(x, y *Node) []*Node {
+			m := ReduceMax(x, -1)
+			return []*Node{ReduceSum(Exp(Sub(x, ExpandAndBroadcast(m, []int{64, 65}, []int{1}))), -1)}
+		}, "Fused+ReduceSum"},
+		{"max of a sum", []int{64, 4, 96}, func(x, y *Node) []*Node {
+			return []*Node{ReduceMax(Add(x, MulScalar(y, 3)), -1)}
+		}, "Fused+ReduceMax"},
+		{"two trailing axes", []int{16, 8, 48}, func(x, y *Node) []*Node {
+			return []*Node{ReduceMin(Sub(x, y), 1, 2)}
+		}, "Fused+ReduceMin"},
+		{"leading axis", []int{64, 4, 96}, func(x, y *Node) []*Node {
+			return []*Node{ReduceSum(Mul(x, y), 0)}
+		}, ""},
+		{"rows too short", []int{1024, 8}, func(x, y *Node) []*Node {
+			return []*Node{ReduceSum(Mul(x, y), -1)}
+		}, ""},
+		{"rows too long", []int{4, 4096}, func(x, y *Node) []*Node {
+			return []*Node{ReduceSum(Mul(x, y), -1)}
+		}, ""},
+		{"product also an output", []int{64, 4, 96}, func(x, y *Node) []*Node {
+			p := Mul(x, y)
+			return []*Node{ReduceSum(p, -1), p}
+		}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var outs [2][]*tensors.Tensor
+			var profs [2]string
+			for i, config := range []string{"profile", "profile,nofuse"} {
+				b, err := cpu.New(config)
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := rand.New(rand.NewPCG(9, 10))
+				x, y := randFloats(r, c.dims...), randFloats(r, c.dims...)
+				exec := MustNewExec(b, func(x, y *Node) []*Node { return c.build(x, y) })
+				outs[i] = exec.MustExec(x, y)
+				profs[i] = b.OpProfile()
+			}
+			compareOutputs(t, outs[1], outs[0], 0)
+			if c.fused == "" {
+				if strings.Contains(profs[0], "| Fused+") {
+					t.Errorf("a reduction was fused; profile:\n%s", profs[0])
+				}
+				return
+			}
+			if !strings.Contains(profs[0], "| "+c.fused+" |") {
+				t.Errorf("no %s; profile:\n%s", c.fused, profs[0])
+			}
+			for _, op := range []string{"Mul", "Add", "Sub", "Exp", "BroadcastInDim"} {
+				if strings.Contains(profs[0], "| "+op+" |") {
+					t.Errorf("%s still runs; profile:\n%s", op, profs[0])
+				}
+			}
+		})
+	}
+}

@@ -39,6 +39,9 @@ type node struct {
 	// broadcastAxes are a BroadcastInDim's axes (the output axis of each
 	// input axis), for fused kernels that read the broadcast by block.
 	broadcastAxes []int
+	// reduceAxes are a reduction's axes, for fused kernels that reduce the
+	// rows they compute.
+	reduceAxes []int
 	// label, when set, names the node in profiles instead of its op (the
 	// variants of ConvGeneral).
 	label string

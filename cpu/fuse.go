@@ -21,7 +21,11 @@ import (
 // result is used only by the next element-wise op is folded into that op's
 // fused kernel: the fused kernel walks the output in blocks that fit in the
 // L1/L2 cache and runs the whole expression tree block by block, with the
-// intermediate values living only in per-goroutine block buffers.
+// intermediate values living only in per-goroutine block buffers. A
+// reduction over trailing axes (LayerNorm's and softmax's sums, their
+// gradients' sums) whose input is such a tree computes the tree's rows
+// block by block and reduces them, so the tree's full-size result is never
+// written either.
 
 // fuseBlock is the number of elements a fused kernel computes at a time.
 const fuseBlock = 2048
@@ -75,17 +79,57 @@ func broadcastLeaf(in *node, shape shapes.Shape) *layout.BroadcastBlocks {
 	return b
 }
 
+// rowReduction returns, for a float32 Sum, Max or Min over trailing axes
+// (at least two rows of elem.MinRowReduce to fuseBlock elements), the row
+// length and the function that reduces a row; ok is false for any other
+// node.
+func rowReduction(r *node) (rowLen int, row func([]float32) float32, ok bool) {
+	eop, isReduce := reduceOps[r.op]
+	if !isReduce || r.run == nil || r.reduceAxes == nil || r.shape.DType != dtypes.Float32 || r.inputs[0].shape.DType != dtypes.Float32 {
+		return 0, nil, false
+	}
+	dims := dimsOf(r.inputs[0].shape)
+	reduced := make([]bool, len(dims))
+	for _, a := range r.reduceAxes {
+		reduced[a] = true
+	}
+	rows, rowLen, inRow := 1, 1, false
+	for i, d := range dims {
+		switch {
+		case d == 1:
+		case reduced[i]:
+			inRow = true
+			rowLen *= d
+		case inRow: // a kept axis after a reduced one
+			return 0, nil, false
+		default:
+			rows *= d
+		}
+	}
+	if rows < 2 || rowLen < elem.MinRowReduce || rowLen > fuseBlock {
+		return 0, nil, false
+	}
+	row, err := elem.RowReducerFloat32(eop)
+	if err != nil {
+		return 0, nil, false
+	}
+	return rowLen, row, true
+}
+
 // fuseElementwise folds single-use element-wise producers into their
-// element-wise consumers, and has fused kernels read the broadcasts among
-// their operands block by block from the broadcasts' inputs. It returns
-// the nodes that still run, in order; fused roots get a new kernel and, as
-// inputs, the leaves of their tree. A broadcast every reader of which
-// reads it by block is no longer computed.
+// element-wise consumers, has fused kernels read the broadcasts among their
+// operands block by block from the broadcasts' inputs, and folds a fused
+// tree whose only reader is a row reduction (see rowReduction) into the
+// reduction. It returns the nodes that still run, in order; fused roots get
+// a new kernel and, as inputs, the leaves of their tree. A broadcast every
+// reader of which reads it by block is no longer computed.
 func fuseElementwise(order []*node, outputs []*node) []*node {
 	consumers := map[*node]int{}
+	reader := map[*node]*node{} // a reader of each node: its only one where consumers is 1
 	for _, n := range order {
 		for _, in := range n.inputs {
 			consumers[in]++
+			reader[in] = n
 		}
 	}
 	for _, o := range outputs {
@@ -117,8 +161,15 @@ func fuseElementwise(order []*node, outputs []*node) []*node {
 			}
 		}
 		mark(n)
+		if r := reader[n]; consumers[n] == 1 && len(r.inputs) == 1 {
+			if rowLen, row, ok := rowReduction(r); ok {
+				internal[n] = true
+				installRowReduction(r, compileFused(n, absorbable), rowLen, row)
+				continue
+			}
+		}
 		if size > 1 {
-			buildFused(n, absorbable)
+			installFused(n, compileFused(n, absorbable))
 		}
 	}
 	var kept []*node
@@ -154,24 +205,30 @@ type fusedStep struct {
 	args [2]int
 }
 
-// fusedLeaf is how a fused kernel reads one of its inputs for a block.
+// fusedLeaf is how a fused program reads one of its inputs for a block.
 type fusedLeaf struct {
 	scalar    bool                    // a single element, for every position
 	broadcast *layout.BroadcastBlocks // read by block from a broadcast's input
 	buf       int                     // broadcast: its block buffer's index in the scratch space
 }
 
-// buildFused replaces root's kernel by one that evaluates its tree of
-// absorbed element-wise ops block by block.
-func buildFused(root *node, absorbable func(*node) bool) {
-	var steps []fusedStep
-	var leaves []*node
-	var leafKinds []fusedLeaf
-	var names []string
+// fusedProgram evaluates a tree of float32 element-wise ops block by block.
+type fusedProgram struct {
+	steps     []fusedStep // in evaluation order; the last one is the root
+	leaves    []*node     // the tree's inputs, in the order of the kernel's inputs
+	leafKinds []fusedLeaf
+	names     []string // the ops run, for profiles and errors
+	nBufs     int      // block buffers needed: one per step and per broadcast leaf
+}
+
+// compileFused compiles the tree of root and the absorbable element-wise
+// ops under it; root itself is not changed.
+func compileFused(root *node, absorbable func(*node) bool) *fusedProgram {
+	p := &fusedProgram{}
 	addLeaf := func(in *node) int {
 		k := fusedLeaf{}
 		if b := broadcastLeaf(in, root.shape); b != nil {
-			names = append(names, in.op.String())
+			p.names = append(p.names, in.op.String())
 			in = in.inputs[0]
 			k.broadcast = b
 		}
@@ -179,9 +236,9 @@ func buildFused(root *node, absorbable func(*node) bool) {
 		if k.scalar {
 			k.broadcast = nil
 		}
-		leaves = append(leaves, in)
-		leafKinds = append(leafKinds, k)
-		return -len(leaves)
+		p.leaves = append(p.leaves, in)
+		p.leafKinds = append(p.leafKinds, k)
+		return -len(p.leaves)
 	}
 	var emit func(x *node) int
 	emit = func(x *node) int {
@@ -198,98 +255,154 @@ func buildFused(root *node, absorbable func(*node) bool) {
 		} else {
 			st.binary, _ = elem.BinaryBlockKernelFloat32(binaryOps[x.op])
 		}
-		names = append(names, x.op.String())
-		steps = append(steps, st)
-		return len(steps) - 1
+		p.names = append(p.names, x.op.String())
+		p.steps = append(p.steps, st)
+		return len(p.steps) - 1
 	}
 	emit(root)
-	nBufs := len(steps)
-	for i := range leafKinds {
-		if leafKinds[i].broadcast != nil {
-			leafKinds[i].buf = nBufs
-			nBufs++
+	p.nBufs = len(p.steps)
+	for i := range p.leafKinds {
+		if p.leafKinds[i].broadcast != nil {
+			p.leafKinds[i].buf = p.nBufs
+			p.nBufs++
 		}
 	}
-	root.inputs = leaves
-	root.fusedOps = names
+	return p
+}
+
+// values checks a kernel's inputs, one per leaf.
+func (p *fusedProgram) values(ins []any) ([][]float32, error) {
+	vals := make([][]float32, len(ins))
+	for i, in := range ins {
+		v, ok := in.([]float32)
+		if !ok {
+			return nil, fmt.Errorf("fused %v: input %d is %T", p.names, i, in)
+		}
+		vals[i] = v
+	}
+	return vals, nil
+}
+
+// eval computes the elements [lo, hi) of the tree (at most fuseBlock) into
+// dst, with buf (p.nBufs blocks) for the temporaries.
+func (p *fusedProgram) eval(buf []float32, vals [][]float32, lo, hi int, dst []float32) {
+	n := hi - lo
+	for l, k := range p.leafKinds {
+		if k.broadcast != nil {
+			layout.ReadBroadcast(k.broadcast, buf[k.buf*fuseBlock:k.buf*fuseBlock+n], vals[l], lo)
+		}
+	}
+	arg := func(a int) ([]float32, float32, bool) {
+		if a >= 0 {
+			return buf[a*fuseBlock : a*fuseBlock+n], 0, false
+		}
+		l := -1 - a
+		switch k := p.leafKinds[l]; {
+		case k.scalar:
+			return nil, vals[l][0], true
+		case k.broadcast != nil:
+			return buf[k.buf*fuseBlock : k.buf*fuseBlock+n], 0, false
+		}
+		return vals[l][lo:hi], 0, false
+	}
+	for si, st := range p.steps {
+		out := buf[si*fuseBlock : si*fuseBlock+n]
+		if si == len(p.steps)-1 {
+			out = dst
+		}
+		if st.unary != nil {
+			x, _, _ := arg(st.args[0])
+			st.unary(out, x)
+			continue
+		}
+		a, as, aScalar := arg(st.args[0])
+		b, bs, bScalar := arg(st.args[1])
+		switch {
+		case !aScalar && !bScalar:
+			st.binary.VV(out, a, b)
+		case !aScalar:
+			st.binary.VS(out, a, bs)
+		case !bScalar:
+			st.binary.SV(out, as, b)
+		default:
+			var one [1]float32
+			st.binary.VV(one[:], []float32{as}, []float32{bs})
+			for i := range out {
+				out[i] = one[0]
+			}
+		}
+	}
+}
+
+// runBlocks runs fn(buf, i) for the blocks i in [0, blocks), handed out in
+// order one at a time to the goroutines of parallel.Do, each with its own
+// buf of bufLen elements from pool.
+func runBlocks(blocks, bufLen int, pool *sync.Pool, fn func(buf []float32, i int)) {
+	workers := min(runtime.GOMAXPROCS(0), blocks)
+	var next atomic.Int64
+	parallel.Do(workers, func(int) {
+		bufp, _ := pool.Get().(*[]float32)
+		if bufp == nil || len(*bufp) < bufLen {
+			b := make([]float32, bufLen)
+			bufp = &b
+		}
+		for {
+			i := int(next.Add(1) - 1)
+			if i >= blocks {
+				break
+			}
+			fn(*bufp, i)
+		}
+		pool.Put(bufp)
+	})
+}
+
+// installFused makes root run its fused program: the output is computed
+// block by block.
+func installFused(root *node, p *fusedProgram) {
+	root.inputs = p.leaves
+	root.fusedOps = p.names
 	total := root.shape.Size()
-	scratch := sync.Pool{New: func() any {
-		b := make([]float32, nBufs*fuseBlock)
-		return &b
-	}}
+	var pool sync.Pool
 	root.run = func(out any, ins []any) error {
 		o := out.([]float32)
-		vals := make([][]float32, len(ins))
-		for i, in := range ins {
-			v, ok := in.([]float32)
-			if !ok {
-				return fmt.Errorf("fused %v: input %d is %T", names, i, in)
-			}
-			vals[i] = v
+		vals, err := p.values(ins)
+		if err != nil {
+			return err
 		}
-		blocks := (total + fuseBlock - 1) / fuseBlock
-		workers := min(runtime.GOMAXPROCS(0), blocks)
-		var nextBlock atomic.Int64 // blocks are handed out in order, one at a time
-		work := func() {
-			bufp := scratch.Get().(*[]float32)
-			buf := *bufp
-			for {
-				bi := int(nextBlock.Add(1) - 1)
-				if bi >= blocks {
-					break
-				}
-				lo := bi * fuseBlock
-				hi := min(lo+fuseBlock, total)
-				n := hi - lo
-				for l, k := range leafKinds {
-					if k.broadcast != nil {
-						layout.ReadBroadcast(k.broadcast, buf[k.buf*fuseBlock:k.buf*fuseBlock+n], vals[l], lo)
-					}
-				}
-				for si, st := range steps {
-					dst := buf[si*fuseBlock : si*fuseBlock+n]
-					if si == len(steps)-1 {
-						dst = o[lo:hi]
-					}
-					arg := func(a int) ([]float32, float32, bool) {
-						if a >= 0 {
-							return buf[a*fuseBlock : a*fuseBlock+n], 0, false
-						}
-						l := -1 - a
-						switch k := leafKinds[l]; {
-						case k.scalar:
-							return nil, vals[l][0], true
-						case k.broadcast != nil:
-							return buf[k.buf*fuseBlock : k.buf*fuseBlock+n], 0, false
-						}
-						return vals[l][lo:hi], 0, false
-					}
-					if st.unary != nil {
-						x, _, _ := arg(st.args[0])
-						st.unary(dst, x)
-						continue
-					}
-					a, as, aScalar := arg(st.args[0])
-					b, bs, bScalar := arg(st.args[1])
-					switch {
-					case !aScalar && !bScalar:
-						st.binary.VV(dst, a, b)
-					case !aScalar:
-						st.binary.VS(dst, a, bs)
-					case !bScalar:
-						st.binary.SV(dst, as, b)
-					default:
-						var one [1]float32
-						st.binary.VV(one[:], []float32{as}, []float32{bs})
-						for i := range dst {
-							dst[i] = one[0]
-						}
-					}
-				}
-			}
-			scratch.Put(bufp)
+		runBlocks((total+fuseBlock-1)/fuseBlock, p.nBufs*fuseBlock, &pool, func(buf []float32, bi int) {
+			lo := bi * fuseBlock
+			hi := min(lo+fuseBlock, total)
+			p.eval(buf, vals, lo, hi, o[lo:hi])
+		})
+		return nil
+	}
+}
+
+// installRowReduction makes the reduction r compute its input with p, a
+// block of whole rows (rowLen elements each) at a time, and reduce each row
+// with row: the results of the unfused reduction, bit for bit.
+func installRowReduction(r *node, p *fusedProgram, rowLen int, row func([]float32) float32) {
+	r.inputs = p.leaves
+	r.label = "Fused+" + r.op.String()
+	rows := r.shape.Size()
+	perBlock := fuseBlock / rowLen
+	var pool sync.Pool
+	r.run = func(out any, ins []any) error {
+		o := out.([]float32)
+		vals, err := p.values(ins)
+		if err != nil {
+			return err
 		}
-		parallel.Do(workers, func(int) { work() })
+		runBlocks((rows+perBlock-1)/perBlock, (p.nBufs+1)*fuseBlock, &pool, func(buf []float32, bi int) {
+			a0 := bi * perBlock
+			a1 := min(a0+perBlock, rows)
+			x := buf[p.nBufs*fuseBlock : p.nBufs*fuseBlock+(a1-a0)*rowLen]
+			p.eval(buf, vals, a0*rowLen, a1*rowLen, x)
+			for a := a0; a < a1; a++ {
+				o[a] = row(x[(a-a0)*rowLen : (a-a0+1)*rowLen])
+			}
+		})
 		return nil
 	}
 }

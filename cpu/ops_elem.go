@@ -120,7 +120,12 @@ func (f *Function) reduce(op compute.OpType, x compute.Value, axes ...int) (comp
 	}
 	eop := reduceOps[op]
 	ind, ax := dimsOf(n.shape), append([]int(nil), axes...)
-	return f.add(op, shape, []*node{n}, func(out any, ins []any) error { return elem.Reduce(eop, out, ins[0], ind, ax) })
+	r, err := f.add(op, shape, []*node{n}, func(out any, ins []any) error { return elem.Reduce(eop, out, ins[0], ind, ax) })
+	if err != nil {
+		return nil, err
+	}
+	r.reduceAxes = ax
+	return r, nil
 }
 
 // Where selects onTrue where condition holds, else onFalse.

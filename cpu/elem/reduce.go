@@ -128,6 +128,27 @@ func ReduceOf[T Number](op ReduceOp, out, in []T, inDims []int, axes []int) erro
 	return reduceWith(name, r, out, in, inDims, axes)
 }
 
+// MinRowReduce is the shortest row RowReducerFloat32's function is used
+// for: Reduce reduces shorter trailing rows with another loop.
+const MinRowReduce = 16
+
+// RowReducerFloat32 returns the function Reduce applies to each row when it
+// reduces float32 values over trailing axes whose product (the row) has at
+// least MinRowReduce elements, with at least two rows: a caller that
+// produces the rows itself, block by block, and reduces each with this
+// function gets Reduce's results bit for bit. Sum, Max and Min have one.
+func RowReducerFloat32(op ReduceOp) (func(row []float32) float32, error) {
+	switch op {
+	case ReduceSum, ReduceMax, ReduceMin:
+		r, err := numReducer[float32](op)
+		if err != nil {
+			return nil, err
+		}
+		return r.row, nil
+	}
+	return nil, fmt.Errorf("elem.RowReducerFloat32: no row function for %s", op)
+}
+
 // lowest and highest return the identity values of Max and Min.
 func lowest[T Number]() T {
 	var v any

@@ -364,3 +364,45 @@ func TestConvert(t *testing.T) {
 		t.Errorf("unsupported: %v", err)
 	}
 }
+
+// TestRowReducerFloat32MatchesReduce: reducing each row with the function
+// RowReducerFloat32 returns gives Reduce's results bit for bit, for rows of
+// MinRowReduce elements and more, one trailing axis or several.
+func TestRowReducerFloat32MatchesReduce(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, op := range []ReduceOp{ReduceSum, ReduceMax, ReduceMin} {
+		row, err := RowReducerFloat32(op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct{ dims, axes []int }{
+			{[]int{2, MinRowReduce}, []int{1}},
+			{[]int{7, 17}, []int{1}},
+			{[]int{300, 192}, []int{1}},
+			{[]int{3, 4, 65}, []int{2}},
+			{[]int{64, 2048}, []int{1}},
+			{[]int{5, 5000}, []int{1}},
+			{[]int{6, 8, 24}, []int{1, 2}},
+			{[]int{9, 1, 40}, []int{1, 2}},
+		} {
+			in := make([]float32, size(c.dims))
+			for i := range in {
+				in[i] = float32(r.NormFloat64() * 100)
+			}
+			want := make([]float32, size(c.dims[:len(c.dims)-len(c.axes)]))
+			if err := ReduceOf(op, want, in, c.dims, c.axes); err != nil {
+				t.Fatal(err)
+			}
+			n := len(in) / len(want)
+			for a, w := range want {
+				if got := row(in[a*n : (a+1)*n]); math.Float32bits(got) != math.Float32bits(w) {
+					t.Errorf("%s %v over %v: row %d: %v, Reduce gives %v", op, c.dims, c.axes, a, got, w)
+					break
+				}
+			}
+		}
+	}
+	if _, err := RowReducerFloat32(ReduceProduct); err == nil {
+		t.Error("RowReducerFloat32(ReduceProduct): no error")
+	}
+}
