@@ -290,19 +290,7 @@ func TestBroadcastsAreReadByBlock(t *testing.T) {
 		}, true},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var outs [2][]*tensors.Tensor
-			var profs [2]string
-			for i, config := range []string{"profile", "profile,nofuse"} {
-				b, err := cpu.New(config)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r := rand.New(rand.NewPCG(7, 8))
-				x, y := randFloats(r, dims...), randFloats(r, dims...)
-				exec := MustNewExec(b, func(x, y *Node) []*Node { return c.build(x, y) })
-				outs[i] = exec.MustExec(x, y)
-				profs[i] = b.OpProfile()
-			}
+			outs, profs := fusedAndUnfused(t, dims, c.build)
 			compareOutputs(t, outs[1], outs[0], 0)
 			if !strings.Contains(profs[1], "| BroadcastInDim |") {
 				t.Fatalf("the unfused graph runs no BroadcastInDim; profile:\n%s", profs[1])
@@ -357,19 +345,7 @@ func TestRowReductionsAreFused(t *testing.T) {
 		}, ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			var outs [2][]*tensors.Tensor
-			var profs [2]string
-			for i, config := range []string{"profile", "profile,nofuse"} {
-				b, err := cpu.New(config)
-				if err != nil {
-					t.Fatal(err)
-				}
-				r := rand.New(rand.NewPCG(9, 10))
-				x, y := randFloats(r, c.dims...), randFloats(r, c.dims...)
-				exec := MustNewExec(b, func(x, y *Node) []*Node { return c.build(x, y) })
-				outs[i] = exec.MustExec(x, y)
-				profs[i] = b.OpProfile()
-			}
+			outs, profs := fusedAndUnfused(t, c.dims, c.build)
 			compareOutputs(t, outs[1], outs[0], 0)
 			if c.fused == "" {
 				if strings.Contains(profs[0], "| Fused+") {
@@ -387,4 +363,23 @@ func TestRowReductionsAreFused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fusedAndUnfused runs build on two random inputs of dims on the backend
+// with and without fusion; it returns the outputs and the op profiles, the
+// fused run's first.
+func fusedAndUnfused(t *testing.T, dims []int, build func(x, y *Node) []*Node) (outs [2][]*tensors.Tensor, profs [2]string) {
+	t.Helper()
+	for i, config := range []string{"profile", "profile,nofuse"} {
+		b, err := cpu.New(config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := rand.New(rand.NewPCG(7, 8))
+		x, y := randFloats(r, dims...), randFloats(r, dims...)
+		exec := MustNewExec(b, func(x, y *Node) []*Node { return build(x, y) })
+		outs[i] = exec.MustExec(x, y)
+		profs[i] = b.OpProfile()
+	}
+	return outs, profs
 }
