@@ -2,9 +2,7 @@ package cpu
 
 import (
 	"fmt"
-	"runtime"
 	"sync"
-	"sync/atomic"
 
 	"github.com/gomlx/compute"
 	"github.com/gomlx/compute/dtypes"
@@ -334,25 +332,16 @@ func (p *fusedProgram) eval(buf []float32, vals [][]float32, lo, hi int, dst []f
 	}
 }
 
-// runBlocks runs fn(buf, i) for the blocks i in [0, blocks), handed out in
-// order one at a time to the goroutines of parallel.Do, each with its own
-// buf of bufLen elements from pool.
+// runBlocks runs fn(buf, i) for the blocks i in [0, blocks), the parts of
+// one parallel.Do, each with a buf of bufLen elements from pool.
 func runBlocks(blocks, bufLen int, pool *sync.Pool, fn func(buf []float32, i int)) {
-	workers := min(runtime.GOMAXPROCS(0), blocks)
-	var next atomic.Int64
-	parallel.Do(workers, func(int) {
+	parallel.Do(blocks, func(i int) {
 		bufp, _ := pool.Get().(*[]float32)
 		if bufp == nil || len(*bufp) < bufLen {
 			b := make([]float32, bufLen)
 			bufp = &b
 		}
-		for {
-			i := int(next.Add(1) - 1)
-			if i >= blocks {
-				break
-			}
-			fn(*bufp, i)
-		}
+		fn(*bufp, i)
 		pool.Put(bufp)
 	})
 }

@@ -51,7 +51,8 @@ func (j *job) run() {
 
 // pool is the process's workers. Only one Do at a time uses them (busy);
 // a Do that finds them in use, such as one nested in a part of another Do
-// or one from a concurrent execution, starts goroutines as before.
+// or one from a concurrent execution, starts goroutines of its own (as
+// many as the pool would have used).
 type pool struct {
 	busy    sync.Mutex
 	mu      sync.Mutex // guards workers
@@ -83,21 +84,24 @@ func Do(parts int, fn func(part int)) {
 		}
 		return
 	}
+	helpers := min(parts, procs) - 1
 	if !thePool.busy.TryLock() {
-		spawn(parts, fn)
+		spawn(helpers, parts, fn)
 		return
 	}
 	defer thePool.busy.Unlock()
-	thePool.do(min(parts, procs)-1, parts, fn)
+	thePool.do(helpers, parts, fn)
 }
 
-// spawn runs the parts on fresh goroutines (the calling one running part 0).
-func spawn(parts int, fn func(part int)) {
+// spawn runs the parts on the calling goroutine and helpers fresh ones,
+// handed out as the pool's workers take them.
+func spawn(helpers, parts int, fn func(part int)) {
+	j := &job{fn: fn, parts: int64(parts)}
 	var wg sync.WaitGroup
-	for p := 1; p < parts; p++ {
-		wg.Go(func() { fn(p) })
+	for range helpers {
+		wg.Go(j.run)
 	}
-	fn(0)
+	j.run()
 	wg.Wait()
 }
 

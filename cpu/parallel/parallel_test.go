@@ -131,3 +131,34 @@ func TestDoSameResultAsSerial(t *testing.T) {
 		}
 	}
 }
+
+// TestDoNestedUsesAtMostProcs: a Do that finds the pool busy runs its many
+// parts on at most GOMAXPROCS goroutines, as the pool would, not one per
+// part.
+func TestDoNestedUsesAtMostProcs(t *testing.T) {
+	old := runtime.GOMAXPROCS(2)
+	defer runtime.GOMAXPROCS(old)
+	var active, peak atomic.Int32
+	calls := make([]int32, 200)
+	Do(2, func(outer int) {
+		if outer != 0 {
+			return
+		}
+		Do(len(calls), func(p int) {
+			n := active.Add(1)
+			for {
+				m := peak.Load()
+				if n <= m || peak.CompareAndSwap(m, n) {
+					break
+				}
+			}
+			time.Sleep(50 * time.Microsecond)
+			atomic.AddInt32(&calls[p], 1)
+			active.Add(-1)
+		})
+	})
+	checkOnce(t, calls)
+	if p := peak.Load(); p > 2 {
+		t.Errorf("%d parts ran at once, want at most GOMAXPROCS (2)", p)
+	}
+}
