@@ -96,10 +96,10 @@ func (l *loss) Compute(ctx context.Context, req *sdk.LossRequest) (*sdk.LossResu
 			os.Exit(3)
 		}
 	case "hang":
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Hour):
-		}
+		// Hung for good: no answer even when the host's deadline cancels
+		// the call (answering then raced the host's own deadline timer,
+		// and a loaded machine could let the answer win).
+		time.Sleep(time.Hour)
 	case "nan":
 		res.Loss = math.NaN()
 	case "nan_grad":
